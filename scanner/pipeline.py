@@ -1,0 +1,304 @@
+"""The scan: ingest -> segment -> embed -> candidates -> verify -> report, on an engine.
+
+``scan()`` is the Python API; the CLI is a thin layer over ``run_scan()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from scanner import __version__
+from scanner.candidates import CandidateConfig, exact_pairs, neighbour_pairs, text_key, word_counts
+from scanner.embed import HASHING, EmbedConfig, resolve_embedder
+from scanner.engine import Engine, EngineConfig, open_engine
+from scanner.errors import ConfigError, InputError
+from scanner.ingest import IngestConfig, discover
+from scanner.report import check_writable, documents_table, write_report
+from scanner.schema import PAIRS, SENTENCES, conform
+from scanner.segment import SegmentConfig
+from scanner.verify import VerifyConfig, model_threshold
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """All settings of a scan, one frozen config per stage. ``keep_rejected`` also reports rejected pairs."""
+
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    keep_rejected: bool = False
+
+    #: keyword -> (stage, field) for options whose name differs from the stage's field, or that set two stages
+    ALIASES = {  # noqa: RUF012 - a class constant of a frozen dataclass
+        "embedder": (("embed", "model"),),
+        "cross_encoder": (("verify", "model"),),
+        "device": (("embed", "device"), ("verify", "device")),
+        "batch_size": (("embed", "batch_size"), ("verify", "batch_size")),
+        "max_file_size": (("ingest", "max_bytes"),),
+    }
+
+    @classmethod
+    def from_options(cls, **options: Any) -> ScanConfig:
+        """Build a config from flat keyword options: ``ScanConfig.from_options(threshold=0.8, scope="within")``.
+
+        A keyword names a field of one stage's config (``top_k``, ``min_cosine``, ``include``...), or one of
+        ``embedder``, ``cross_encoder``, ``device``, ``batch_size``, ``max_file_size``, ``keep_rejected``.
+        None values are ignored so the CLI can pass options through unchanged.
+        """
+        stages: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(cls) if f.name != "keep_rejected"}
+        top: dict[str, Any] = {}
+        for key, value in options.items():
+            if value is None:
+                continue
+            if key == "keep_rejected":
+                top[key] = value
+                continue
+            targets = cls.ALIASES.get(key) or tuple(
+                (stage, key) for stage in stages if key in {f.name for f in dataclasses.fields(_stage_type(stage))}
+            )
+            if not targets:
+                raise ConfigError(f"unknown scan option {key!r}")
+            for stage, name in targets:
+                stages[stage][name] = tuple(value) if isinstance(value, list) else value
+        built = {stage: _stage_type(stage)(**kw) for stage, kw in stages.items()}
+        return cls(**built, **top)
+
+
+def _stage_type(stage: str) -> Any:
+    return {f.name: f.default_factory for f in dataclasses.fields(ScanConfig) if f.name != "keep_rejected"}[stage]  # type: ignore[misc]
+
+
+@dataclass
+class ScanResult:
+    """What a scan produced: the report (pairs), the documents table, metadata, and where it was written."""
+
+    pairs: pa.Table
+    documents: pa.Table
+    metadata: dict[str, Any]
+    out: Path | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.metadata["counts"])
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def model_fingerprint(name: str) -> str:
+    """sha256 of a model's weight files (the first 16 hex digits), so a report says exactly which model ran."""
+    if name == HASHING:
+        return "hashing-v1"
+    folder = Path(name)
+    files = sorted(folder.rglob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return "unknown"
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def sentences_table(read: pa.Table) -> pa.Table:
+    """One row per sentence of every scanned document, texts sliced from the decoded text by offset."""
+    docs, index, starts, ends, texts = [], [], [], [], []
+    for rec in read.filter(pa.compute.equal(read["status"], "scanned")).to_pylist():
+        text = rec["text"]
+        for i, (s, e) in enumerate(zip(rec["starts"], rec["ends"], strict=True)):
+            docs.append(rec["doc"])
+            index.append(i)
+            starts.append(s)
+            ends.append(e)
+            texts.append(text[s:e])
+    return conform({"doc": docs, "index": index, "start": starts, "end": ends, "text": texts}, SENTENCES, "sentences")
+
+
+def _pairs_rows(sent: pa.Table, i: np.ndarray, j: np.ndarray, cosine: np.ndarray, score: np.ndarray,
+                match: Sequence[str], reason: Sequence[str]) -> pa.Table:
+    cols: dict[str, Any] = {}
+    for side, rows in (("a", i), ("b", j)):
+        taken = sent.take(pa.array(rows, pa.int64()))
+        for name in ("doc", "index", "start", "end", "text"):
+            cols[f"{name}_{side}"] = taken[name]
+    cols.update(cosine=pa.array(cosine, pa.float32()), score=pa.array(score, pa.float32()),
+                match=pa.array(match, pa.string()), reason=pa.array(reason, pa.string()))
+    return conform(cols, PAIRS, "pairs")
+
+
+def _input_bytes(sources: Sequence[Any]) -> int:
+    total = 0
+    for src in sources:
+        if src.skip_reason is None:
+            with suppress(OSError):
+                total += os.path.getsize(src.path)
+    return total
+
+
+def run_scan(
+    paths: Sequence[str | os.PathLike[str]],
+    config: ScanConfig | None = None,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    engine: Engine | None = None,
+    progress: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> ScanResult:
+    """Scan files and folders; write the report to ``out`` if given. See ``scan`` for the Python API."""
+    config = config or ScanConfig()
+    started = time.perf_counter()
+    if out is not None:
+        check_writable(out)
+    timer = _Timer()
+    notify = on_stage or (lambda _name: None)
+    with timer.stage("discover"):
+        sources = discover(list(paths), config.ingest)
+    if not sources:
+        raise InputError(f"no files found under {', '.join(map(str, paths))} (check the paths and --include/--exclude)")
+    own_engine = engine is None
+    with timer.stage("engine_start"):
+        engine = engine or open_engine(config.engine, progress=progress, input_bytes=_input_bytes(sources))
+    try:
+        notify("read")
+        with timer.stage("read_segment"):
+            read = engine.read(sources, config.ingest, config.segment)
+        sent = sentences_table(read)
+        if not any(s == "scanned" for s in read["status"].to_pylist()):
+            reasons = sorted({r for r in read["reason"].to_pylist() if r})
+            raise InputError(f"none of the {len(read)} files found could be scanned ({'; '.join(reasons[:3])})")
+        pairs, stats = _find_pairs(sent, config, engine, timer, notify)
+    finally:
+        if own_engine:
+            engine.close()
+    documents = documents_table(read, pairs)
+    segmenter = next((s for s in read["segmenter"].to_pylist() if s), "none")
+    metadata = _metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
+    result = ScanResult(pairs=pairs, documents=documents, metadata=metadata)
+    if out is not None:
+        with timer.stage("write"):
+            result.out = write_report(pairs, documents, out, metadata)
+    return result
+
+
+def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Timer,
+                notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
+    cand = config.candidates
+    texts = sent["text"].to_pylist()
+    groups = np.unique(np.asarray(sent["doc"].to_pylist(), dtype=object), return_inverse=True)[1]
+    active = word_counts(texts) >= cand.min_words
+    keys = np.fromiter((text_key(t) for t in texts), dtype=np.int64, count=len(texts))
+    with timer.stage("exact"):
+        ex_i, ex_j = exact_pairs(keys, groups, cand.scope, active)
+    # embed each distinct (normalised) sentence once
+    act_rows = np.flatnonzero(active)
+    uniq_keys, first, inverse = np.unique(keys[act_rows], return_index=True, return_inverse=True)
+    notify("embed")
+    with timer.stage("embed"):
+        vectors = engine.embed([texts[act_rows[f]] for f in first], config.embed)
+    dim = vectors.shape[1] if vectors.size else 1
+    emb = np.zeros((len(texts), dim), dtype=np.float32)
+    if len(act_rows):
+        emb[act_rows] = vectors[inverse]
+    notify("candidates")
+    with timer.stage("candidates"):
+        nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=active)
+    # cross-encode each distinct text pair once
+    pair_keys = np.stack([keys[nb_i], keys[nb_j]], axis=1) if len(nb_i) else np.zeros((0, 2), np.int64)
+    uniq_pairs, first_pair, pair_inv = np.unique(pair_keys, axis=0, return_index=True, return_inverse=True)
+    notify("verify")
+    with timer.stage("verify"):
+        distinct = engine.score([texts[nb_i[f]] for f in first_pair], [texts[nb_j[f]] for f in first_pair], config.verify)
+    scores = distinct[pair_inv.reshape(-1)] if len(nb_i) else np.zeros(0, np.float32)
+    threshold = config.verify.threshold if config.verify.threshold is not None else model_threshold(config.verify.model)
+    flagged = scores >= threshold
+    keep = flagged | config.keep_rejected
+    ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
+    reasons = [f"cross-encoder {s:.3f} {'>=' if f else '<'} threshold {threshold:.3f}" for s, f in zip(scores[keep], flagged[keep], strict=True)]
+    tables = [
+        _pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), ["exact"] * len(ex_i),
+                    ["identical after normalising case and whitespace"] * len(ex_i)),
+        _pairs_rows(sent, nb_i[keep], nb_j[keep], nb_cos[keep], scores[keep],
+                    ["paraphrase" if f else "rejected" for f in flagged[keep]], reasons),
+    ]
+    pairs = pa.concat_tables(tables).sort_by([("doc_a", "ascending"), ("index_a", "ascending"),
+                                              ("doc_b", "ascending"), ("index_b", "ascending")])
+    stats = {
+        "sentences_searched": int(active.sum()), "sentences_short": int((~active).sum()),
+        "distinct_sentences_embedded": len(uniq_keys), "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
+        "pairs_cross_encoded": len(uniq_pairs), "paraphrase_pairs": int(flagged.sum()),
+        "rejected_pairs": int((~flagged).sum()), "threshold": threshold,
+    }
+    return pairs, stats
+
+
+def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Table, stats: dict[str, Any],
+              segmenter: str, engine: str, timer: _Timer, started: float) -> dict[str, Any]:
+    statuses = read["status"].to_pylist()
+    embedder = resolve_embedder(config.embed.model)
+    counts = {
+        "documents": len(statuses), "documents_scanned": statuses.count("scanned"),
+        "documents_skipped": statuses.count("skipped"), "sentences": len(sent),
+        "flagged_pairs": stats["exact_pairs"] + stats["paraphrase_pairs"],
+        **{k: v for k, v in stats.items() if k != "threshold"},
+    }
+    return {
+        "tool": "paraphrase-scanner", "version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "embedder": {"name": config.embed.model, "path": embedder, "sha256": model_fingerprint(embedder)},
+        "cross_encoder": {"name": config.verify.model, "sha256": model_fingerprint(config.verify.model)},
+        "threshold": stats["threshold"], "min_cosine": config.candidates.min_cosine, "top_k": config.candidates.top_k,
+        "scope": config.candidates.scope, "min_words": config.candidates.min_words,
+        "keep_rejected": config.keep_rejected, "segmenter": segmenter, "engine": engine, "counts": counts,
+        "timings": {**timer.timings, "total": round(time.perf_counter() - started, 3)},
+    }
+
+
+def scan(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    config: ScanConfig | None = None,
+    **options: Any,
+) -> pa.Table:
+    """Scan documents for reused sentences; return the report as a ``pyarrow.Table`` (and write it to ``out``).
+
+    >>> report = scan("examples/docs", threshold=0.8, scope="cross")      # doctest: +SKIP
+    >>> report.to_pandas()[["doc_a", "text_a", "doc_b", "text_b", "score", "match"]]  # doctest: +SKIP
+
+    ``options`` are the CLI's options as keywords (see ``ScanConfig.from_options``). The run metadata is in
+    the returned table's schema metadata under ``b"scanner"``; the documents table is written beside ``out``.
+    """
+    if config is not None and options:
+        raise ConfigError("pass either config or keyword options to scan(), not both")
+    config = config or ScanConfig.from_options(**options)
+    path_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    result = run_scan(path_list, config, out)
+    import json
+
+    meta = dict(result.pairs.schema.metadata or {})
+    meta[b"scanner"] = json.dumps(result.metadata, default=str).encode()
+    return result.pairs.replace_schema_metadata(meta)

@@ -1,0 +1,111 @@
+"""Report stage: the pairs table and the documents table, written atomically as Parquet with run metadata.
+
+``report.parquet`` holds one row per flagged pair (schema ``PAIRS``); ``report.docs.parquet`` one row per
+input file (schema ``DOCUMENTS``). The run metadata (tool version, models and their content hashes,
+thresholds, segmenter, counts, per-stage timings) is stored as JSON under the ``scanner`` key of both
+files' Parquet metadata: ``read_metadata(path)`` returns it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from scanner.errors import OutputError
+from scanner.schema import DOCUMENTS, PAIRS, conform
+
+METADATA_KEY = b"scanner"
+
+
+def sidecar_path(out: str | os.PathLike[str], kind: str) -> Path:
+    """``report.parquet`` -> ``report.<kind>.parquet`` (e.g. ``report.docs.parquet``)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.{kind}{out.suffix or '.parquet'}")
+
+
+def check_writable(out: str | os.PathLike[str]) -> Path:
+    """Fail before any work if the report cannot be written: the folder must exist and be writable."""
+    path = Path(out)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"--out {str(out)!r} is a folder; give a file name such as {str(path / 'report.parquet')!r}")
+    if not folder.is_dir():
+        raise OutputError(f"the folder of --out {str(out)!r} does not exist: create {str(folder)!r} first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write in {str(folder)!r} (permission denied): choose another --out")
+    return path
+
+
+def atomic_write_table(table: pa.Table, path: Path, metadata: dict[str, Any] | None = None) -> None:
+    """Write Parquet to a temporary file in the same folder, fsync it, then rename it over ``path``.
+
+    A reader (or a crash) never sees a half-written report: ``path`` holds either the old file or the new one.
+    """
+    if metadata is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode()
+        table = table.replace_schema_metadata(meta)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run metadata stored in a report (or its docs sidecar)."""
+    meta = pq.read_schema(path).metadata or {}
+    if METADATA_KEY not in meta:
+        raise OutputError(f"{path} has no scanner metadata: is it a report written by scan?")
+    return dict(json.loads(meta[METADATA_KEY]))
+
+
+def flagged_counts(pairs: pa.Table) -> dict[str, int]:
+    """Number of distinct flagged sentences per document (rejected rows do not count)."""
+    flagged = pairs.filter(pc.not_equal(pairs["match"], "rejected"))
+    seen: set[tuple[str, int]] = set()
+    for side in ("a", "b"):
+        seen.update(zip(flagged[f"doc_{side}"].to_pylist(), flagged[f"index_{side}"].to_pylist(), strict=True))
+    counts: dict[str, int] = {}
+    for doc, _ in seen:
+        counts[doc] = counts.get(doc, 0) + 1
+    return counts
+
+
+def documents_table(read: pa.Table, pairs: pa.Table) -> pa.Table:
+    """The documents table: every input file with its status, and the share of its sentences flagged."""
+    counts = flagged_counts(pairs)
+    sentences = np.array([len(s) for s in read["starts"].to_pylist()], dtype=np.int32)
+    flagged = np.array([counts.get(d, 0) for d in read["doc"].to_pylist()], dtype=np.int32)
+    scanned = np.array([s == "scanned" for s in read["status"].to_pylist()])
+    share = np.where(sentences > 0, flagged / np.maximum(sentences, 1), 0.0)
+    chars = [len(t) if t is not None else None for t in read["text"].to_pylist()]
+    return conform({
+        "doc": read["doc"], "path": read["path"], "status": read["status"], "reason": read["reason"],
+        "format": read["format"], "encoding": read["encoding"], "bytes": read["bytes"], "sha256": read["sha256"],
+        "chars": chars,
+        "sentences": pa.array(np.where(scanned, sentences, 0), pa.int32()),
+        "flagged_sentences": pa.array(flagged, pa.int32()),
+        "flagged_share": pa.array(np.where(scanned, share, 0.0)),
+    }, DOCUMENTS, "documents")
+
+
+def write_report(pairs: pa.Table, documents: pa.Table, out: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
+    """Write the documents sidecar, then the report (so a report on disk always has its sidecar)."""
+    path = check_writable(out)
+    atomic_write_table(conform(documents, DOCUMENTS, "documents"), sidecar_path(path, "docs"), metadata)
+    atomic_write_table(conform(pairs, PAIRS, "pairs"), path, metadata)
+    return path

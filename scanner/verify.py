@@ -1,0 +1,131 @@
+"""Verify stage: a cross-encoder reads both sentences of a candidate pair together and gives the
+probability that they are paraphrases. This is what rejects "from New York to Paris" vs "from Paris to
+New York", which any bag-of-words or bi-encoder score calls near-identical.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scanner.batching import token_batches
+from scanner.device import dtype_for, quiet_model_logs, resolve_device
+from scanner.errors import ConfigError, ModelLoadError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_CROSS_ENCODER = str(WEIGHTS_DIR / "paws-minilm-l6")
+#: written beside the weights by pipelines/ship_model.py; holds the threshold chosen on validation data
+SCANNER_META = "scanner.json"
+FALLBACK_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """Settings of the verify stage.
+
+    ``threshold`` None means: the threshold recorded with the model (chosen on its validation slice).
+    ``max_tokens`` bounds a padded batch (rows x longest row): larger uses more memory, and on a GPU more
+    parallelism; ``batch_size`` caps the rows.
+    """
+
+    model: str = DEFAULT_CROSS_ENCODER
+    threshold: float | None = None
+    batch_size: int = 128
+    max_tokens: int = 8192
+    max_length: int = 128
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"--threshold must be a probability in [0, 1], got {self.threshold}")
+
+
+def model_threshold(model: str) -> float:
+    """The flagging threshold recorded with a model, or 0.5 for models that record none."""
+    meta = Path(model) / SCANNER_META
+    if meta.is_file():
+        return float(json.loads(meta.read_text())["threshold"])
+    return FALLBACK_THRESHOLD
+
+
+def load_cross_encoder(model: str, device: torch.device) -> tuple[Any, Any]:
+    """Load a sequence-classification model and its tokenizer offline, from safetensors only."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    quiet_model_logs()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
+        net = AutoModelForSequenceClassification.from_pretrained(
+            model, local_files_only=True, use_safetensors=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load cross-encoder {model!r} offline ({exc.__class__.__name__}: {str(exc).splitlines()[0]}). "
+            "Pass --cross-encoder with a local folder holding config.json, model.safetensors and the tokenizer."
+        ) from exc
+    net = net.to(device=device, dtype=dtype_for(device)).eval()
+    return net, tokenizer
+
+
+def paraphrase_probability(logits: torch.Tensor) -> torch.Tensor:
+    """Probability of the paraphrase class: sigmoid for a one-logit head, softmax[1] for two labels."""
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        return torch.sigmoid(logits[:, 0])
+    return torch.softmax(logits, dim=-1)[:, 1]
+
+
+def score_pairs(
+    net: Any,
+    tokenizer: Any,
+    a: Sequence[str],
+    b: Sequence[str],
+    *,
+    max_length: int = 128,
+    max_tokens: int = 8192,
+    batch_size: int = 128,
+) -> np.ndarray:
+    """Paraphrase probabilities for pairs (a[i], b[i]), in input order, with length-sorted batches."""
+    if len(a) != len(b):
+        raise ValueError(f"score_pairs needs as many first as second sentences, got {len(a)} and {len(b)}")
+    if not a:
+        return np.zeros(0, dtype=np.float32)
+    device = next(net.parameters()).device
+    enc = tokenizer(list(a), list(b), truncation=True, max_length=max_length)
+    ids = enc["input_ids"]
+    out = np.empty(len(ids), dtype=np.float32)
+    with torch.inference_mode():
+        for batch in token_batches([len(x) for x in ids], max_tokens, batch_size):
+            feats = tokenizer.pad({k: [enc[k][i] for i in batch] for k in enc}, return_tensors="pt")
+            feats = {k: v.to(device) for k, v in feats.items()}
+            out[batch] = paraphrase_probability(net(**feats).logits).cpu().numpy()
+    return out
+
+
+class CrossEncoderScorer:
+    """Callable stage for Ray Data ``map_batches`` (or a plain loop): loads the model once, then scores
+    batches with columns ``text_a`` and ``text_b``, adding a ``score`` column."""
+
+    def __init__(self, config: VerifyConfig, torch_threads: int | None = None) -> None:
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.net, self.tokenizer = load_cross_encoder(config.model, self.device)
+
+    def score(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        c = self.config
+        return score_pairs(
+            self.net, self.tokenizer, a, b, max_length=c.max_length, max_tokens=c.max_tokens, batch_size=c.batch_size
+        )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch = dict(batch)
+        batch["score"] = self.score([str(x) for x in batch["text_a"]], [str(x) for x in batch["text_b"]])
+        return batch

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scanner.candidates import CandidateConfig, exact_pairs, neighbour_pairs, normalise, text_key
+from scanner.errors import ConfigError
+
+
+def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def oracle(emb, groups, config, keys=None):
+    """Brute force: full n x n matrix, per-row top-k among allowed rows, union, i < j."""
+    sims = emb @ emb.T
+    n = len(emb)
+    pairs = {}
+    for i in range(n):
+        allowed = [j for j in range(n) if j != i and (
+            (config.scope == "cross" and groups[i] != groups[j]) or (config.scope == "within" and groups[i] == groups[j])
+            or config.scope == "all") and (keys is None or keys[i] != keys[j])]
+        top = sorted(allowed, key=lambda j: (-sims[i, j], j))[: config.top_k]
+        for j in top:
+            if sims[i, j] >= config.min_cosine:
+                pairs[(min(i, j), max(i, j))] = sims[i, j]
+    return pairs
+
+
+@pytest.mark.parametrize("scope", ["cross", "within", "all"])
+@pytest.mark.parametrize("query_chunk,corpus_chunk", [(1, 1), (3, 7), (5, 2), (64, 64), (1000, 1000)])
+def test_chunked_search_equals_brute_force(scope, query_chunk, corpus_chunk):
+    rng = np.random.default_rng(7)
+    emb = unit(rng, 41, 8)
+    groups = rng.integers(0, 4, size=41)
+    config = CandidateConfig(top_k=3, min_cosine=0.1, scope=scope, query_chunk=query_chunk, corpus_chunk=corpus_chunk)
+    i, j, cos = neighbour_pairs(emb, groups, config)
+    got = {(a, b): c for a, b, c in zip(i.tolist(), j.tolist(), cos.tolist(), strict=True)}
+    want = oracle(emb, groups, config)
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-5)
+
+
+def test_equal_keys_and_inactive_rows_are_left_out():
+    rng = np.random.default_rng(1)
+    emb = unit(rng, 10, 4)
+    emb[5] = emb[0]  # identical text: a matter for exact_pairs
+    keys = np.arange(10)
+    keys[5] = keys[0]
+    groups = np.arange(10)
+    active = np.ones(10, bool)
+    active[3] = False
+    config = CandidateConfig(top_k=9, min_cosine=-1.0, scope="all")
+    i, j, _ = neighbour_pairs(emb, groups, config, keys=keys, active=active)
+    pairs = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert (0, 5) not in pairs
+    assert not any(3 in p for p in pairs)
+    assert pairs == {p for p in itertools.combinations(range(10), 2) if 3 not in p and p != (0, 5)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 6), st.floats(-1, 1), st.sampled_from(["cross", "within", "all"]),
+       st.integers(1, 9), st.integers(0, 2**16))
+def test_pairs_are_unique_ordered_and_bounded(n, k, floor, scope, chunk, seed):
+    rng = np.random.default_rng(seed)
+    emb = unit(rng, n, 5)
+    groups = rng.integers(0, 3, size=n)
+    config = CandidateConfig(top_k=k, min_cosine=floor, scope=scope, query_chunk=chunk, corpus_chunk=chunk + 1)
+    i, j, cos = neighbour_pairs(emb, groups, config)
+    assert np.all(i < j)
+    assert len(set(zip(i.tolist(), j.tolist(), strict=True))) == len(i)
+    assert np.all(cos >= floor - 1e-6) and np.all(cos <= 1 + 1e-5)
+    assert len(i) <= n * k
+    if scope == "cross":
+        assert np.all(groups[i] != groups[j])
+    if scope == "within":
+        assert np.all(groups[i] == groups[j])
+
+
+def test_exact_pairs_by_scope():
+    keys = np.array([10, 20, 10, 10, 30, 20])
+    groups = np.array([0, 0, 1, 0, 2, 0])
+    i, j = exact_pairs(keys, groups, "cross")
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == {(0, 2), (2, 3)}
+    i, j = exact_pairs(keys, groups, "within")
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == {(0, 3), (1, 5)}
+    i, j = exact_pairs(keys, groups, "all", active=np.array([True, True, True, False, True, True]))
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == {(0, 2), (1, 5)}
+
+
+def test_normalisation_for_identity():
+    assert normalise("  The  Cat\tsat.\n") == "the cat sat."
+    assert text_key("The cat sat.") == text_key("the  CAT sat.")
+    assert text_key("The cat sat.") != text_key("The cat sat!")
+    assert text_key("ﬁne") == text_key("fine")  # NFKC ligature
+
+
+@pytest.mark.parametrize("kwargs", [{"scope": "nearby"}, {"top_k": 0}, {"min_cosine": 1.5}])
+def test_bad_config_is_refused(kwargs):
+    with pytest.raises(ConfigError):
+        CandidateConfig(**kwargs)
