@@ -77,9 +77,10 @@ def split_wiki_dev(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[list[Pair], list[
     return train, val
 
 
-def training_pairs(data_dir: Path = DEFAULT_DATA_DIR, use_mrpc: bool = True) -> list[Pair]:
-    """PAWS-QQP train + PAWS-Wiki dev (minus the validation slice) + optionally MRPC train."""
-    pairs = paws_qqp("train", data_dir) + split_wiki_dev(data_dir)[0]
+def training_pairs(data_dir: Path = DEFAULT_DATA_DIR, use_mrpc: bool = True, wiki_repeats: int = 1) -> list[Pair]:
+    """PAWS-QQP train + PAWS-Wiki dev (minus the validation slice, ``wiki_repeats`` times: it is the only
+    in-domain data for the PAWS-Wiki target) + optionally MRPC train."""
+    pairs = paws_qqp("train", data_dir) + split_wiki_dev(data_dir)[0] * wiki_repeats
     if use_mrpc:
         pairs += mrpc("train", data_dir)
     return pairs

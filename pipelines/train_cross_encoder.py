@@ -49,6 +49,7 @@ class TrainConfig:
     eval_every: int = 150
     checkpoint_every: int = 25
     use_mrpc: bool = True
+    wiki_repeats: int = 1
     max_steps: int = 0  # 0: all epochs; >0 stops early (tests, smoke runs)
     threads: int = 0  # 0: torch default
 
@@ -88,8 +89,12 @@ def evaluate(net: Any, tokenizer: Any, val: list[Pair], config: TrainConfig) -> 
     return report
 
 
-def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, Any]:
-    """Run (or resume) training; returns the summary also written to ``OUT/summary.json``."""
+def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
+          pairs: list[Pair] | None = None, val: list[Pair] | None = None) -> dict[str, Any]:
+    """Run (or resume) training; returns the summary also written to ``OUT/summary.json``.
+
+    ``pairs`` and ``val`` replace the standard training data and validation slice (for tests).
+    """
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -100,8 +105,10 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR) -> 
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    pairs = training_pairs(data_dir, use_mrpc=config.use_mrpc)
-    val = validation_pairs(data_dir)
+    if pairs is None:
+        pairs = training_pairs(data_dir, use_mrpc=config.use_mrpc, wiki_repeats=config.wiki_repeats)
+    if val is None:
+        val = validation_pairs(data_dir)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
     net = AutoModelForSequenceClassification.from_pretrained(
         config.base_model, num_labels=1, local_files_only=True, use_safetensors=True
@@ -123,7 +130,8 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR) -> 
     sched = get_linear_schedule_with_warmup(optim, math.ceil(config.warmup * total_steps), total_steps)
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
-    state: dict[str, Any] = {"step": 0, "best_accuracy": -1.0, "best_step": None, "elapsed": 0.0, "history": []}
+    state: dict[str, Any] = {"step": 0, "best_accuracy": -1.0, "best_step": None, "elapsed": 0.0, "history": [],
+                             "losses": []}
     ckpt = out / "last.pt"
     if ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
@@ -185,7 +193,7 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR) -> 
             bar.update(1)
             bar.set_postfix(loss=f"{running_loss:.4f}", epoch=epoch)
             state["elapsed"] = time.monotonic() - started
-            state["last_loss"] = loss.item()
+            state["losses"].append(round(loss.item(), 5))
             if state["step"] % config.eval_every == 0:
                 validate()
             if state["step"] % config.checkpoint_every == 0:
@@ -196,6 +204,7 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR) -> 
     checkpoint()
     summary = {"steps": state["step"], "wall_seconds": state["elapsed"], "best_step": state["best_step"],
                "best_val_accuracy": state["best_accuracy"], "train_pairs": len(pairs), "val_pairs": len(val),
+               "losses": state["losses"],
                "config": asdict(config)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -206,12 +215,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/paws-minilm-l6"))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     defaults = TrainConfig()
-    for field, value in asdict(defaults).items():
+    for name, value in asdict(defaults).items():
         if isinstance(value, bool):
-            parser.add_argument(f"--{field.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
+            parser.add_argument(f"--{name.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
                                 default=value)
         else:
-            parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = vars(parser.parse_args())
     out, data_dir = args.pop("out"), args.pop("data_dir")
     summary = train(TrainConfig(**args), out, data_dir)

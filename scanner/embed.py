@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,9 +75,12 @@ def load_sentence_transformer(name: str, device: Any) -> Any:
     from sentence_transformers import SentenceTransformer
 
     from scanner.device import dtype_for, quiet_model_logs
+    from scanner.verify import looks_like_path
 
     quiet_model_logs()
     path = resolve_embedder(name)
+    if looks_like_path(path) and not Path(path).is_dir():
+        raise ModelLoadError(f"embedder folder {path!r} does not exist: pass --embedder with a local model folder")
     try:
         model = SentenceTransformer(
             path, device=str(device), trust_remote_code=False, local_files_only=True,

@@ -106,6 +106,7 @@ def documents_table(read: pa.Table, pairs: pa.Table) -> pa.Table:
 def write_report(pairs: pa.Table, documents: pa.Table, out: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
     """Write the documents sidecar, then the report (so a report on disk always has its sidecar)."""
     path = check_writable(out)
-    atomic_write_table(conform(documents, DOCUMENTS, "documents"), sidecar_path(path, "docs"), metadata)
-    atomic_write_table(conform(pairs, PAIRS, "pairs"), path, metadata)
+    documents, pairs = conform(documents, DOCUMENTS, "documents"), conform(pairs, PAIRS, "pairs")
+    atomic_write_table(documents, sidecar_path(path, "docs"), metadata)
+    atomic_write_table(pairs, path, metadata)
     return path

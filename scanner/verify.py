@@ -46,6 +46,11 @@ class VerifyConfig:
             raise ConfigError(f"--threshold must be a probability in [0, 1], got {self.threshold}")
 
 
+def looks_like_path(name: str) -> bool:
+    """A hub id is ``name`` or ``owner/name``; anything else (absolute, ./, ~, deeper) is a local path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
+
+
 def model_threshold(model: str) -> float:
     """The flagging threshold recorded with a model, or 0.5 for models that record none."""
     meta = Path(model) / SCANNER_META
@@ -59,6 +64,8 @@ def load_cross_encoder(model: str, device: torch.device) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_model_logs()
+    if looks_like_path(model) and not Path(model).is_dir():
+        raise ModelLoadError(f"cross-encoder folder {model!r} does not exist: pass --cross-encoder with a local model folder")
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
         net = AutoModelForSequenceClassification.from_pretrained(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from scanner.segment import SegmentConfig, cut_long, load_segmenter, paragraphs, sentence_spans, word_count
@@ -13,7 +15,7 @@ def test_offsets_point_into_the_text(kind):
     assert sents[0] == "Dr. Smith went to Washington."
     assert "He arrived on Monday!" in sents
     assert all(s == s.strip() and s for s in sents)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
     # a blank line always ends a sentence
     assert not any("Monday!" in s and "paragraph" in s for s in sents)
 

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import write
+
+from scanner.cli import cli
+
+FAST = ["--engine", "local", "--embedder", "hashing", "--min-cosine", "0.3", "--threshold", "1.0"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    write(tmp_path / "docs" / "a.txt", "The old lighthouse stood on the northern cape for a century. Nobody lives there now.")
+    write(tmp_path / "docs" / "b.txt", "Visitors say the old lighthouse stood on the northern cape for a century. It is a museum.")
+    write(tmp_path / "docs" / "c.txt", "The old lighthouse stood on the northern cape for a century.")
+    return tmp_path / "docs"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", [[], ["run"]])
+def test_every_command_has_help_with_an_example(command):
+    for flag in ("-h", "--help"):
+        result = invoke(*command, flag)
+        assert result.exit_code == 0
+        assert "Example" in result.output and "scan " in result.output
+
+
+def test_scan_writes_report_and_prints_summary(corpus, tmp_path):
+    out = tmp_path / "r.parquet"
+    result = invoke(str(corpus), "--out", str(out), *FAST)
+    assert result.exit_code == 0, result.output
+    assert "Documents: 3 scanned, 0 skipped" in result.output
+    assert "Flagged: 1 pairs (1 exact, 0 paraphrase)" in result.output
+    assert f"Report: {out}" in result.output
+    assert pq.read_table(out).num_rows == 1
+    assert pq.read_table(tmp_path / "r.docs.parquet").num_rows == 3
+
+
+def test_run_is_the_default_command(corpus, tmp_path):
+    a = invoke(str(corpus), "--out", str(tmp_path / "a.parquet"), "-q", *FAST)
+    b = invoke("run", str(corpus), "--out", str(tmp_path / "b.parquet"), "-q", *FAST)
+    assert a.exit_code == b.exit_code == 0
+    assert a.output == b.output == ""
+    assert pq.read_table(tmp_path / "a.parquet").equals(pq.read_table(tmp_path / "b.parquet"))
+
+
+def test_fail_on_match(corpus, tmp_path):
+    result = invoke(str(corpus), "--out", str(tmp_path / "r.parquet"), "--fail-on-match", "-q", *FAST)
+    assert result.exit_code == 1
+    result = invoke(str(corpus / "a.txt"), "--out", str(tmp_path / "r.parquet"), "--fail-on-match", "-q", *FAST)
+    assert result.exit_code == 0
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["{missing}", "--out", "{tmp}/r.parquet"], 3, "does not exist"),
+    (["{corpus}", "--out", "{tmp}/no/such/dir/r.parquet"], 4, "does not exist"),
+    (["{corpus}", "--out", "{tmp}"], 2, "is a directory"),
+    (["{corpus}", "--out", "{tmp}/r.parquet", "--cross-encoder", "{tmp}/nomodel", "--threshold", "0.5"], 5, "does not exist"),
+    (["{corpus}", "--out", "{tmp}/r.parquet", "--embedder", "./no-such-model"], 5, "--embedder"),
+    (["{corpus}", "--out", "{tmp}/r.parquet", "--exclude", "*"], 3, "no files found"),
+])
+def test_user_mistakes_give_one_line_and_an_exit_code(corpus, tmp_path, args, code, message):
+    args = [a.format(missing=tmp_path / "missing", tmp=tmp_path, corpus=corpus) for a in args]
+    fast = [a for a in FAST if a != "hashing" and a != "--embedder"] if "--embedder" in args else FAST
+    result = CliRunner().invoke(cli, [*args, *fast])
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_option_value_is_a_usage_error(corpus, tmp_path):
+    result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--threshold", "3"])
+    assert result.exit_code == 2
+    assert "--threshold" in result.output

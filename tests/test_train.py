@@ -1,0 +1,56 @@
+"""A few real training steps on a handful of pairs: the loss goes down, checkpoints resume, the model loads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from pipelines.data import Pair
+from pipelines.metrics import best_threshold, classification_report, roc_auc
+from pipelines.train_cross_encoder import TrainConfig, epoch_batches, train
+from scanner.verify import load_cross_encoder, score_pairs
+
+PAIRS = [
+    Pair("I took a flight from New York to Paris.", "I flew to Paris from New York.", 1, "t"),
+    Pair("I took a flight from New York to Paris.", "I took a flight from Paris to New York.", 0, "t"),
+    Pair("The cat chased the dog around the yard.", "Around the yard, the cat chased the dog.", 1, "t"),
+    Pair("The cat chased the dog around the yard.", "The dog chased the cat around the yard.", 0, "t"),
+]
+
+
+def test_training_reduces_loss_resumes_and_saves(tmp_path):
+    config = TrainConfig(epochs=6, lr=3e-4, warmup=0.0, max_tokens=256, max_rows=2, eval_every=6, checkpoint_every=3,
+                         max_steps=12, threads=2)
+    summary = train(config, tmp_path, pairs=PAIRS, val=PAIRS)
+    losses = summary["losses"]
+    assert summary["steps"] == 12 and len(losses) == 12
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    # resuming a finished run does no more steps and keeps the history
+    again = train(config, tmp_path, pairs=PAIRS, val=PAIRS)
+    assert again["steps"] == 12 and again["losses"] == losses
+    net, tok = load_cross_encoder(str(tmp_path / "best"), torch.device("cpu"))
+    scores = score_pairs(net, tok, [p.a for p in PAIRS], [p.b for p in PAIRS])
+    assert scores.shape == (4,) and np.all((scores >= 0) & (scores <= 1))
+    assert json.loads((tmp_path / "best" / "validation.json").read_text())["n"] == 4
+
+
+def test_epoch_batches_are_deterministic_and_cover_everything():
+    lengths = list(np.random.default_rng(0).integers(5, 120, size=500))
+    config = TrainConfig(max_tokens=1024, max_rows=32)
+    a, b = epoch_batches(lengths, config, 0), epoch_batches(lengths, config, 0)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    assert sorted(np.concatenate(a).tolist()) == list(range(500))
+    assert [x.tolist() for x in epoch_batches(lengths, config, 1)] != [x.tolist() for x in a]
+
+
+def test_metrics():
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.2])
+    assert roc_auc(labels, scores) == 8 / 9
+    thr = best_threshold(labels, scores)
+    report = classification_report(labels, scores, thr)
+    assert report["accuracy"] == 5 / 6
+    assert report["per_class"]["paraphrase"]["precision"] == 1.0
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5

@@ -1,0 +1,66 @@
+"""The shipped cross-encoder: loads offline by default, keeps real paraphrases, rejects word swaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scanner.errors import ModelLoadError
+from scanner.verify import (
+    DEFAULT_CROSS_ENCODER,
+    CrossEncoderScorer,
+    VerifyConfig,
+    load_cross_encoder,
+    model_threshold,
+    paraphrase_probability,
+    score_pairs,
+)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return CrossEncoderScorer(VerifyConfig(device="cpu"))
+
+
+def test_flight_example(scorer):
+    threshold = model_threshold(DEFAULT_CROSS_ENCODER)
+    a = "I took a flight from New York to Paris."
+    same, swapped = scorer.score([a, a], ["I flew to Paris from New York.", "I took a flight from Paris to New York."])
+    assert same >= threshold > swapped
+
+
+def test_threshold_recorded_with_the_model():
+    assert 0.0 < model_threshold(DEFAULT_CROSS_ENCODER) < 1.0
+
+
+def test_batching_does_not_change_scores(scorer):
+    a = ["Short one here.", "A much longer sentence that goes on and on about rivers, bridges and mills.", "Mid size text."] * 3
+    b = ["Another short one.", "A long sentence that talks on and on about mills, rivers and bridges.", "Medium text."] * 3
+    together = scorer.score(a, b)
+    alone = np.array([scorer.score([x], [y])[0] for x, y in zip(a, b, strict=True)])
+    tiny = score_pairs(scorer.net, scorer.tokenizer, a, b, max_tokens=16, batch_size=2)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together, tiny, atol=1e-5)
+
+
+def test_ray_batch_interface(scorer):
+    out = scorer({"row": np.array([0, 1]), "text_a": np.array(["a b c d", "x y z"]), "text_b": np.array(["a b c d", "q r s"])})
+    assert out["score"].shape == (2,) and list(out["row"]) == [0, 1]
+
+
+def test_probability_heads():
+    one = paraphrase_probability(torch.tensor([[0.0], [100.0]]))
+    two = paraphrase_probability(torch.tensor([[0.0, 0.0], [-50.0, 50.0]]))
+    np.testing.assert_allclose(one.numpy(), [0.5, 1.0])
+    np.testing.assert_allclose(two.numpy(), [0.5, 1.0])
+
+
+def test_missing_model_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_cross_encoder(str(tmp_path / "nothing"), torch.device("cpu"))
+
+
+def test_uncached_hub_id_fails_offline_with_advice():
+    with pytest.raises(ModelLoadError, match="--cross-encoder"):
+        load_cross_encoder("someone/not-a-cached-model", torch.device("cpu"))
