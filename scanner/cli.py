@@ -104,6 +104,9 @@ def cli() -> None:
 @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks, also out of the scanned folders.")
 @click.option("--segmenter", type=click.Choice(["auto", "senter", "sentencizer"]),
               help="auto: spaCy's trained segmenter when installed, else rules.  [default: auto]")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str),
+              help="Where sentence embeddings are cached between runs.  [default: ~/.cache/paraphrase-scanner]")
+@click.option("--no-cache", "cache", flag_value=False, default=True, help="Neither read nor write the embedding cache.")
 @click.option("--fail-on-match", is_flag=True, help=f"Exit with {EXIT_MATCHES} when any pair is flagged (for CI).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @model_options

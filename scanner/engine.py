@@ -12,7 +12,7 @@ has, never inside a stage.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -27,6 +27,8 @@ from scanner.segment import SegmentConfig, read_and_segment
 from scanner.verify import CrossEncoderScorer, VerifyConfig
 
 EngineKind = Literal["auto", "ray", "local"]
+#: called with (row numbers, vectors) as each chunk of embeddings is finished, e.g. to cache it
+ChunkCallback = Callable[[np.ndarray, np.ndarray], None]
 #: with engine "auto" and no cluster address, inputs at least this large start a local Ray; smaller ones run
 #: in-process, where Ray's start-up (5-10 s plus a model load per actor) would cost more than it saves
 AUTO_RAY_BYTES = 5_000_000
@@ -91,7 +93,7 @@ class Engine(Protocol):
     description: str
 
     def read(self, sources: Sequence[Source], ingest: IngestConfig, segment: SegmentConfig) -> pa.Table: ...
-    def embed(self, texts: Sequence[str], config: EmbedConfig) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], config: EmbedConfig, on_chunk: ChunkCallback | None = None) -> np.ndarray: ...
     def score(self, a: Sequence[str], b: Sequence[str], config: VerifyConfig) -> np.ndarray: ...
     def close(self) -> None: ...
 
@@ -107,30 +109,67 @@ def _sorted_by_row(table: pa.Table) -> pa.Table:
     return table.sort_by("row")
 
 
+LOCAL_CHUNK = 2048
+
+
+def _chunks_by_length(lengths: Sequence[int], size: int) -> list[np.ndarray]:
+    """Row indices sorted by length, cut into chunks: each chunk then batches with little padding."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 class LocalEngine:
-    """Runs every stage in this process. Model instances are kept for the engine's life."""
+    """Runs every stage in this process. Model instances are kept for the engine's life.
+
+    Work is fed to the stages in chunks (sorted by text length), which gives a progress bar per stage.
+    """
 
     description = "local (in-process)"
 
-    def __init__(self) -> None:
+    def __init__(self, progress: bool = False) -> None:
         self._models: dict[Any, Any] = {}
+        self.progress = progress
+
+    def _bar(self, total: int, desc: str, unit: str) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, leave=False, dynamic_ncols=True)
 
     def read(self, sources: Sequence[Source], ingest: IngestConfig, segment: SegmentConfig) -> pa.Table:
         table = _source_table(sources).append_column("row", pa.array(range(len(sources)), pa.int64()))
         if not len(table):
             return READ_SCHEMA.empty_table()
-        return read_and_segment(table, ingest=ingest, segment=segment)
+        parts = []
+        with self._bar(len(table), "read+segment", "file") as bar:
+            for start in range(0, len(table), 16):
+                parts.append(read_and_segment(table.slice(start, 16), ingest=ingest, segment=segment))
+                bar.update(parts[-1].num_rows)
+        return pa.concat_tables(parts)
 
     def _model(self, key: Any, factory: Any) -> Any:
         if key not in self._models:
             self._models[key] = factory()
         return self._models[key]
 
-    def embed(self, texts: Sequence[str], config: EmbedConfig) -> np.ndarray:
-        return self._model(config, lambda: SentenceEmbedder(config)).embed(list(texts))
+    def embed(self, texts: Sequence[str], config: EmbedConfig, on_chunk: ChunkCallback | None = None) -> np.ndarray:
+        model = self._model(config, lambda: SentenceEmbedder(config))
+        out = np.zeros((len(texts), model.dim), dtype=np.float32)
+        with self._bar(len(texts), "embed", "sentence") as bar:
+            for rows in _chunks_by_length([len(t) for t in texts], LOCAL_CHUNK):
+                out[rows] = model.embed([texts[i] for i in rows])
+                if on_chunk is not None:
+                    on_chunk(rows, out[rows])
+                bar.update(len(rows))
+        return out
 
     def score(self, a: Sequence[str], b: Sequence[str], config: VerifyConfig) -> np.ndarray:
-        return self._model(config, lambda: CrossEncoderScorer(config)).score(list(a), list(b))
+        model = self._model(config, lambda: CrossEncoderScorer(config))
+        out = np.zeros(len(a), dtype=np.float32)
+        with self._bar(len(a), "verify", "pair") as bar:
+            for rows in _chunks_by_length([len(x) + len(y) for x, y in zip(a, b, strict=True)], LOCAL_CHUNK):
+                out[rows] = model.score([a[i] for i in rows], [b[i] for i in rows])
+                bar.update(len(rows))
+        return out
 
     def close(self) -> None:
         self._models.clear()
@@ -196,16 +235,20 @@ class RayEngine:
         )
         yield from ds.iter_batches(batch_format="numpy", batch_size=None, prefetch_batches=1)
 
-    def embed(self, texts: Sequence[str], config: EmbedConfig) -> np.ndarray:
+    def embed(self, texts: Sequence[str], config: EmbedConfig, on_chunk: ChunkCallback | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        table = pa.table({"row": np.arange(len(texts)), "text": list(texts)})
+        # sorted by length, so each actor batch is of similar lengths and pads little
+        order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")
+        table = pa.table({"row": order, "text": [texts[i] for i in order]})
         out: np.ndarray | None = None
         for batch in self._map_model(table, SentenceEmbedder, config, config.device):
             vecs = np.asarray(batch["embedding"], dtype=np.float32)
             if out is None:
                 out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
             out[batch["row"]] = vecs
+            if on_chunk is not None:
+                on_chunk(np.asarray(batch["row"]), vecs)
         assert out is not None
         return out
 
@@ -213,7 +256,9 @@ class RayEngine:
         out = np.full(len(a), np.nan, dtype=np.float32)
         if not len(a):
             return out
-        table = pa.table({"row": np.arange(len(a)), "text_a": list(a), "text_b": list(b)})
+        order = np.argsort(np.fromiter((len(x) + len(y) for x, y in zip(a, b, strict=True)), dtype=np.int64, count=len(a)),
+                           kind="stable")
+        table = pa.table({"row": order, "text_a": [a[i] for i in order], "text_b": [b[i] for i in order]})
         for batch in self._map_model(table, CrossEncoderScorer, config, config.device):
             out[batch["row"]] = batch["score"]
         return out
@@ -233,4 +278,4 @@ def _quiet_ray_logs() -> None:
 
 def open_engine(config: EngineConfig, progress: bool = False, input_bytes: int = 0) -> Engine:
     """The engine for a run: Ray (local or cluster) or in-process, per ``config.use_ray``."""
-    return RayEngine(config, progress=progress) if config.use_ray(input_bytes) else LocalEngine()
+    return RayEngine(config, progress=progress) if config.use_ray(input_bytes) else LocalEngine(progress=progress)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import time
@@ -32,7 +33,8 @@ from scanner.verify import VerifyConfig, model_threshold
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """All settings of a scan, one frozen config per stage. ``keep_rejected`` also reports rejected pairs."""
+    """All settings of a scan, one frozen config per stage. ``keep_rejected`` also reports rejected pairs;
+    ``cache``/``cache_dir``: reuse sentence embeddings across runs (see ``scanner.cache``)."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
@@ -41,6 +43,8 @@ class ScanConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     keep_rejected: bool = False
+    cache: bool = True
+    cache_dir: str | None = None  # None: scanner.cache.default_cache_dir()
 
     #: keyword -> (stage, field) for options whose name differs from the stage's field, or that set two stages
     ALIASES = {  # noqa: RUF012 - a class constant of a frozen dataclass
@@ -59,12 +63,12 @@ class ScanConfig:
         ``embedder``, ``cross_encoder``, ``device``, ``batch_size``, ``max_file_size``, ``keep_rejected``.
         None values are ignored so the CLI can pass options through unchanged.
         """
-        stages: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(cls) if f.name != "keep_rejected"}
+        stages: dict[str, dict[str, Any]] = {name: {} for name in STAGES}
         top: dict[str, Any] = {}
         for key, value in options.items():
             if value is None:
                 continue
-            if key == "keep_rejected":
+            if key in TOP_LEVEL:
                 top[key] = value
                 continue
             targets = cls.ALIASES.get(key) or tuple(
@@ -78,8 +82,12 @@ class ScanConfig:
         return cls(**built, **top)
 
 
+STAGES = ("ingest", "segment", "embed", "candidates", "verify", "engine")
+TOP_LEVEL = ("keep_rejected", "cache", "cache_dir")
+
+
 def _stage_type(stage: str) -> Any:
-    return {f.name: f.default_factory for f in dataclasses.fields(ScanConfig) if f.name != "keep_rejected"}[stage]  # type: ignore[misc]
+    return {f.name: f.default_factory for f in dataclasses.fields(ScanConfig) if f.name in STAGES}[stage]  # type: ignore[misc]
 
 
 @dataclass
@@ -109,6 +117,7 @@ class _Timer:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
+@functools.lru_cache(maxsize=16)
 def model_fingerprint(name: str) -> str:
     """sha256 of a model's weight files (the first 16 hex digits), so a report says exactly which model ran."""
     if name == HASHING:
@@ -219,7 +228,7 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     uniq_keys, first, inverse = np.unique(keys[act_rows], return_index=True, return_inverse=True)
     notify("embed")
     with timer.stage("embed"):
-        vectors = engine.embed([texts[act_rows[f]] for f in first], config.embed)
+        vectors, cached = _embed_with_cache([texts[act_rows[f]] for f in first], config, engine)
     dim = vectors.shape[1] if vectors.size else 1
     emb = np.zeros((len(texts), dim), dtype=np.float32)
     if len(act_rows):
@@ -227,12 +236,15 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     notify("candidates")
     with timer.stage("candidates"):
         nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=active)
-    # cross-encode each distinct text pair once
-    pair_keys = np.stack([keys[nb_i], keys[nb_j]], axis=1) if len(nb_i) else np.zeros((0, 2), np.int64)
+    # cross-encode each distinct text pair once, always in the same orientation (smaller text key first), so
+    # the same two sentences get the same score wherever they occur
+    lo = np.where(keys[nb_i] <= keys[nb_j], nb_i, nb_j)
+    hi = np.where(keys[nb_i] <= keys[nb_j], nb_j, nb_i)
+    pair_keys = np.stack([keys[lo], keys[hi]], axis=1) if len(nb_i) else np.zeros((0, 2), np.int64)
     uniq_pairs, first_pair, pair_inv = np.unique(pair_keys, axis=0, return_index=True, return_inverse=True)
     notify("verify")
     with timer.stage("verify"):
-        distinct = engine.score([texts[nb_i[f]] for f in first_pair], [texts[nb_j[f]] for f in first_pair], config.verify)
+        distinct = engine.score([texts[lo[f]] for f in first_pair], [texts[hi[f]] for f in first_pair], config.verify)
     scores = distinct[pair_inv.reshape(-1)] if len(nb_i) else np.zeros(0, np.float32)
     threshold = config.verify.threshold if config.verify.threshold is not None else model_threshold(config.verify.model)
     flagged = scores >= threshold
@@ -249,11 +261,39 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
                                               ("doc_b", "ascending"), ("index_b", "ascending")])
     stats = {
         "sentences_searched": int(active.sum()), "sentences_short": int((~active).sum()),
-        "distinct_sentences_embedded": len(uniq_keys), "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
+        "distinct_sentences": len(uniq_keys), "embeddings_from_cache": cached, "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
         "pairs_cross_encoded": len(uniq_pairs), "paraphrase_pairs": int(flagged.sum()),
         "rejected_pairs": int((~flagged).sum()), "threshold": threshold,
     }
     return pairs, stats
+
+
+def _embed_with_cache(texts: list[str], config: ScanConfig, engine: Engine) -> tuple[np.ndarray, int]:
+    """Vectors for ``texts``: cached ones reused, the rest embedded and cached chunk by chunk as they finish.
+
+    Returns (vectors, how many came from the cache)."""
+    if not config.cache or config.embed.model == HASHING or not texts:
+        return engine.embed(texts, config.embed), 0
+    from scanner.cache import EmbeddingCache, content_key, default_cache_dir
+
+    root = config.cache_dir or default_cache_dir()
+    model = resolve_embedder(config.embed.model)
+    cache = EmbeddingCache(root, f"{Path(model).name}-{model_fingerprint(model)}")
+    keys = [content_key(t) for t in texts]
+    found, hits = cache.lookup(keys)
+    missing = np.flatnonzero(~found)
+
+    def store(rows: np.ndarray, vecs: np.ndarray) -> None:
+        cache.add([keys[missing[r]] for r in rows], vecs)
+
+    fresh = engine.embed([texts[i] for i in missing], config.embed, on_chunk=store) if len(missing) else None
+    dim = hits.shape[1] if hits is not None else fresh.shape[1]  # type: ignore[union-attr]
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    if hits is not None:
+        out[found] = hits
+    if fresh is not None:
+        out[missing] = fresh
+    return out, int(found.sum())
 
 
 def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Table, stats: dict[str, Any],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the embedding cache of the whole test session lives in a temporary folder, never in ~/.cache
+os.environ["PARAPHRASE_SCANNER_CACHE"] = tempfile.mkdtemp(prefix="scanner-test-cache-")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "docs"

@@ -1,0 +1,80 @@
+"""Embedding cache: sentence vectors keyed by a hash of the exact text and the embedding model's fingerprint.
+
+A scan embeds only what the cache does not hold, and writes what it embeds in shards as it goes, each shard
+atomically (temporary file + rename). A run killed half-way therefore keeps every finished shard, and the
+next run computes only the rest; since the vectors are the ones the model produced, the final report is the
+same as an uninterrupted run's.
+
+Layout: ``CACHE_DIR/embeddings/<model fingerprint>/<shard>.npz`` with arrays ``keys`` (uint64) and
+``vectors`` (float32). Delete the folder to clear it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def default_cache_dir() -> Path:
+    """``$PARAPHRASE_SCANNER_CACHE``, else ``$XDG_CACHE_HOME/paraphrase-scanner``, else ``~/.cache/paraphrase-scanner``."""
+    if os.environ.get("PARAPHRASE_SCANNER_CACHE"):
+        return Path(os.environ["PARAPHRASE_SCANNER_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "paraphrase-scanner"
+
+
+def content_key(text: str) -> int:
+    """64-bit hash of the exact text (not normalised: the embedder sees case and spacing)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class EmbeddingCache:
+    """Vectors of one embedding model. Reads every shard once when opened; ``add`` writes a new shard."""
+
+    def __init__(self, root: str | os.PathLike[str], model_fingerprint: str) -> None:
+        self.folder = Path(root) / "embeddings" / model_fingerprint
+        self._vectors: dict[int, np.ndarray] = {}
+        if self.folder.is_dir():
+            for shard in sorted(self.folder.glob("*.npz")):
+                try:
+                    with np.load(shard) as data:
+                        for key, vec in zip(data["keys"].tolist(), data["vectors"], strict=True):
+                            self._vectors[key] = vec
+                except (OSError, ValueError, KeyError):
+                    shard.unlink(missing_ok=True)  # a damaged shard is recomputed, never trusted
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def lookup(self, keys: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(found mask, vectors for the found keys in order) for ``keys``."""
+        found = np.fromiter((k in self._vectors for k in keys), dtype=bool, count=len(keys))
+        if not found.any():
+            return found, None
+        return found, np.stack([self._vectors[k] for k, f in zip(keys, found, strict=True) if f])
+
+    def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
+        """Store vectors for ``keys`` as one new shard, atomically."""
+        if not len(keys):
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        arr_keys = np.asarray(keys, dtype=np.uint64)
+        arr_vecs = np.asarray(vectors, dtype=np.float32)
+        fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, keys=arr_keys, vectors=arr_vecs)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.folder / f"{uuid.uuid4().hex}.npz")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for key, vec in zip(arr_keys.tolist(), arr_vecs, strict=True):
+            self._vectors[key] = vec
