@@ -189,6 +189,7 @@ class RayEngine:
         if ray.is_initialized():
             pass
         elif address:
+            _check_reachable(address)
             try:
                 ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=False)
             except Exception as exc:  # ray raises ConnectionError, RuntimeError or its own types here
@@ -267,6 +268,28 @@ class RayEngine:
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
             self._owns_ray = False
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when a ``host:port`` or ``ray://host:port`` address does not answer.
+
+    ``ray.init`` keeps retrying an unreachable address for minutes; one TCP connection attempt settles it.
+    Addresses without a port (such as ``auto``) are left to Ray.
+    """
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ClusterError(
+            f"the Ray cluster at {address!r} does not answer ({exc.strerror or exc.__class__.__name__}). Check the "
+            "address with `ray status --address ADDRESS`, or drop --address (and unset RAY_ADDRESS) to run locally."
+        ) from exc
 
 
 def _quiet_ray_logs() -> None:

@@ -77,3 +77,17 @@ def test_bad_option_value_is_a_usage_error(corpus, tmp_path):
     result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--threshold", "3"])
     assert result.exit_code == 2
     assert "--threshold" in result.output
+
+
+def test_unreachable_ray_address_fails_fast(corpus, tmp_path):
+    result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--address", "127.0.0.1:1",
+                                      "--embedder", "hashing"])
+    assert result.exit_code == 7, result.output
+    assert "does not answer" in result.output
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_local_engine_refuses_an_address(corpus, tmp_path):
+    result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--address", "127.0.0.1:1",
+                                      "--engine", "local"])
+    assert result.exit_code == 2 and "--address needs the ray engine" in result.output

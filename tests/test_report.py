@@ -64,3 +64,17 @@ def test_unwritable_folder(tmp_path):
 def test_conform_names_missing_columns():
     with pytest.raises(ValueError, match=r"lacks columns \['index'"):
         conform({"doc": ["a"]}, SENTENCES, "sentences")
+
+
+def test_report_reads_in_pandas_polars_and_duckdb(tmp_path):
+    import duckdb
+    import pandas as pd
+    import polars as pl
+
+    out = tmp_path / "r.parquet"
+    row = {"doc_a": "a.txt", "index_a": 0, "start_a": 0, "end_a": 5, "text_a": "Hello", "doc_b": "b.txt", "index_b": 2,
+           "start_b": 10, "end_b": 15, "text_b": "Hello", "cosine": 1.0, "score": 1.0, "match": "exact", "reason": "x"}
+    write_report(conform({k: [v] for k, v in row.items()}, PAIRS, "pairs"), empty(DOCUMENTS), out, {"k": 1})
+    assert pd.read_parquet(out).iloc[0]["text_b"] == "Hello"
+    assert pl.read_parquet(out)["match"].to_list() == ["exact"]
+    assert duckdb.sql(f"SELECT doc_b, start_b FROM '{out}'").fetchall() == [("b.txt", 10)]
