@@ -57,32 +57,61 @@ def mrpc(split: str, data_dir: Path = DEFAULT_DATA_DIR) -> list[Pair]:
     return _read_tsv(path, f"mrpc-{split}", (3, 4, 0), encoding="utf-8-sig")
 
 
-def split_wiki_dev(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[list[Pair], list[Pair]]:
-    """Split PAWS-Wiki dev into (train part, validation slice of ``VALIDATION_SIZE`` pairs, stratified).
+def _sentence_groups(pairs: list[Pair]) -> list[list[int]]:
+    """Pairs connected through a shared sentence (PAWS reuses source sentences across pairs), as index lists."""
+    parent = list(range(len(pairs)))
 
-    The slice is the only data used for checkpoint selection, the flagging threshold and baseline
-    thresholds. It is a fixed function of the file and ``VALIDATION_SEED``.
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[str, int] = {}
+    for i, pair in enumerate(pairs):
+        for sentence in (pair.a, pair.b):
+            j = first_seen.setdefault(sentence, i)
+            parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(pairs)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values())
+
+
+def split_wiki_dev(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[list[Pair], list[Pair]]:
+    """Split PAWS-Wiki dev into (train part, validation slice of about ``VALIDATION_SIZE`` pairs).
+
+    The split is by groups of pairs that share a sentence, so no validation sentence is ever seen in
+    training; groups are drawn at random (fixed seed) until the slice is full, which keeps the label balance
+    close to the file's. The slice is the only data used for checkpoint selection and thresholds.
     """
     dev = paws_wiki("dev", data_dir)
-    rng = random.Random(VALIDATION_SEED)
-    by_label: dict[int, list[int]] = {0: [], 1: []}
-    for i, pair in enumerate(dev):
-        by_label[pair.label].append(i)
+    groups = _sentence_groups(dev)
+    random.Random(VALIDATION_SEED).shuffle(groups)
     val_idx: set[int] = set()
-    for _label, idx in by_label.items():
-        k = round(VALIDATION_SIZE * len(idx) / len(dev))
-        val_idx.update(rng.sample(idx, k))
+    for group in groups:
+        if len(val_idx) >= VALIDATION_SIZE:
+            break
+        val_idx.update(group)
     train = [p for i, p in enumerate(dev) if i not in val_idx]
     val = [p for i, p in enumerate(dev) if i in val_idx]
     return train, val
 
 
-def training_pairs(data_dir: Path = DEFAULT_DATA_DIR, use_mrpc: bool = True, wiki_repeats: int = 1) -> list[Pair]:
+def training_pairs(data_dir: Path = DEFAULT_DATA_DIR, use_mrpc: bool = True, wiki_repeats: int = 1,
+                   synthetic: int = 0, seed: int = 0) -> list[Pair]:
     """PAWS-QQP train + PAWS-Wiki dev (minus the validation slice, ``wiki_repeats`` times: it is the only
-    in-domain data for the PAWS-Wiki target) + optionally MRPC train."""
-    pairs = paws_qqp("train", data_dir) + split_wiki_dev(data_dir)[0] * wiki_repeats
-    if use_mrpc:
-        pairs += mrpc("train", data_dir)
+    in-domain data for the PAWS-Wiki target) + optionally MRPC train + up to ``synthetic`` PAWS-style pairs
+    generated from those training sentences (``pipelines.augment``)."""
+    wiki = split_wiki_dev(data_dir)[0]
+    pairs = paws_qqp("train", data_dir) + wiki * wiki_repeats
+    extra = mrpc("train", data_dir) if use_mrpc else []
+    pairs += extra
+    if synthetic:
+        from pipelines.augment import synthetic_pairs
+
+        sentences = [s for p in wiki + extra for s in (p.a, p.b)]
+        pairs += synthetic_pairs(sentences, seed=seed, limit=synthetic)
     return pairs
 
 

@@ -27,10 +27,10 @@ from scanner.verify import DEFAULT_CROSS_ENCODER, SCANNER_META, load_cross_encod
 
 
 def ship(run_dir: Path, dest: Path, data_dir: Path) -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     best = run_dir / "best"
-    net = AutoModelForSequenceClassification.from_pretrained(best, local_files_only=True, use_safetensors=True)
+    net, _ = load_cross_encoder(str(best), torch.device("cpu"))
     tokenizer = AutoTokenizer.from_pretrained(best, local_files_only=True)
     if dest.exists():
         shutil.rmtree(dest)

@@ -32,7 +32,7 @@ from pipelines.data import DEFAULT_DATA_DIR, Pair, training_pairs, validation_pa
 from pipelines.metrics import best_threshold, classification_report
 from scanner.batching import token_batches
 from scanner.embed import packaged_minilm_path
-from scanner.verify import score_pairs
+from scanner.verify import MeanPoolPairClassifier, score_pairs
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,10 @@ class TrainConfig:
     checkpoint_every: int = 25
     use_mrpc: bool = True
     wiki_repeats: int = 1
+    synthetic: int = 0  # PAWS-style pairs generated from training sentences (pipelines/augment.py)
     max_steps: int = 0  # 0: all epochs; >0 stops early (tests, smoke runs)
     threads: int = 0  # 0: torch default
+    pooling: str = "mean"  # mean: MeanPoolPairClassifier; cls: AutoModelForSequenceClassification
 
 
 def epoch_batches(lengths: list[int], config: TrainConfig, epoch: int) -> list[np.ndarray]:
@@ -106,13 +108,21 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     torch.manual_seed(config.seed)
 
     if pairs is None:
-        pairs = training_pairs(data_dir, use_mrpc=config.use_mrpc, wiki_repeats=config.wiki_repeats)
+        pairs = training_pairs(data_dir, use_mrpc=config.use_mrpc, wiki_repeats=config.wiki_repeats,
+                               synthetic=config.synthetic, seed=config.seed)
     if val is None:
         val = validation_pairs(data_dir)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
-    net = AutoModelForSequenceClassification.from_pretrained(
-        config.base_model, num_labels=1, local_files_only=True, use_safetensors=True
-    )
+    if config.pooling == "mean":
+        from transformers import AutoModel
+
+        encoder = AutoModel.from_pretrained(config.base_model, local_files_only=True, use_safetensors=True,
+                                            add_pooling_layer=False)
+        net = MeanPoolPairClassifier(encoder)
+    else:
+        net = AutoModelForSequenceClassification.from_pretrained(
+            config.base_model, num_labels=1, local_files_only=True, use_safetensors=True
+        )
     # token counts per order (the two orders tokenize to the same length up to truncation)
     lengths = [len(x) for x in tokenizer([p.a for p in pairs], [p.b for p in pairs], truncation=True,
                                          max_length=config.max_length)["input_ids"]]

@@ -59,8 +59,59 @@ def model_threshold(model: str) -> float:
     return FALLBACK_THRESHOLD
 
 
+HEAD_FILE = "head.safetensors"
+
+
+class _Output:
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+
+class MeanPoolPairClassifier(torch.nn.Module):
+    """A cross-encoder whose head reads the masked mean of the last hidden states, not the [CLS] vector.
+
+    Both sentences still go through the encoder together (the encoder sees every cross-sentence
+    interaction); only the pooling differs. It suits encoders pretrained for mean pooling such as
+    all-MiniLM-L6-v2, whose [CLS] vector carries little information, so training starts from an informative
+    representation. Saved as the encoder's own folder plus ``head.safetensors``; no custom code is loaded.
+    """
+
+    def __init__(self, encoder: Any, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(dropout)
+        self.classifier = torch.nn.Linear(encoder.config.hidden_size, 1)
+
+    @property
+    def config(self) -> Any:
+        return self.encoder.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> _Output:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return _Output(self.classifier(self.dropout(pooled)))
+
+    def save_pretrained(self, folder: str | Path, **kwargs: Any) -> None:
+        from safetensors.torch import save_file
+
+        self.encoder.save_pretrained(folder, safe_serialization=True)
+        save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, str(Path(folder) / HEAD_FILE))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> MeanPoolPairClassifier:
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        net = cls(AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True,
+                                            trust_remote_code=False, add_pooling_layer=False))
+        net.classifier.load_state_dict({k: v.float() for k, v in load_file(str(Path(folder) / HEAD_FILE)).items()})
+        return net
+
+
 def load_cross_encoder(model: str, device: torch.device) -> tuple[Any, Any]:
-    """Load a sequence-classification model and its tokenizer offline, from safetensors only."""
+    """Load a cross-encoder and its tokenizer offline, from safetensors only: a mean-pooling pair classifier
+    (folder with ``head.safetensors``) or any transformers sequence-classification model."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_model_logs()
@@ -68,9 +119,12 @@ def load_cross_encoder(model: str, device: torch.device) -> tuple[Any, Any]:
         raise ModelLoadError(f"cross-encoder folder {model!r} does not exist: pass --cross-encoder with a local model folder")
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
-        net = AutoModelForSequenceClassification.from_pretrained(
-            model, local_files_only=True, use_safetensors=True, trust_remote_code=False
-        )
+        if (Path(model) / HEAD_FILE).is_file():
+            net = MeanPoolPairClassifier.from_pretrained(model)
+        else:
+            net = AutoModelForSequenceClassification.from_pretrained(
+                model, local_files_only=True, use_safetensors=True, trust_remote_code=False
+            )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"cannot load cross-encoder {model!r} offline ({exc.__class__.__name__}: {str(exc).splitlines()[0]}). "

@@ -64,3 +64,17 @@ def test_missing_model_folder(tmp_path):
 def test_uncached_hub_id_fails_offline_with_advice():
     with pytest.raises(ModelLoadError, match="--cross-encoder"):
         load_cross_encoder("someone/not-a-cached-model", torch.device("cpu"))
+
+
+def test_standard_sequence_classification_folders_load(tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from scanner.embed import packaged_minilm_path
+
+    base = packaged_minilm_path()
+    AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp_path)
+    net, tok = load_cross_encoder(str(tmp_path), torch.device("cpu"))
+    scores = score_pairs(net, tok, ["one two three"], ["three two one"])
+    assert 0.0 <= scores[0] <= 1.0
+    assert model_threshold(str(tmp_path)) == 0.5  # no threshold recorded: the neutral default
