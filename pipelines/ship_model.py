@@ -45,8 +45,8 @@ def ship(run_dir: Path, dest: Path, data_dir: Path) -> dict[str, Any]:
     threshold = best_threshold(labels, scores)
     meta = {
         "threshold": round(threshold, 4),
-        "threshold_chosen_on": "validation slice: 1,000 stratified pairs of PAWS-Wiki dev held out of training "
-                               "(pipelines/data.py), cut maximising accuracy",
+        "threshold_chosen_on": "validation slice: about 1,000 pairs of PAWS-Wiki dev, drawn by groups of pairs sharing a sentence, "
+                               "held out of training (pipelines/data.py); the cut maximising accuracy",
         "validation": classification_report(labels, scores, threshold),
         "training": json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else None,
     }
