@@ -47,7 +47,7 @@ def roberta_base_speed_ratio(net: Any, tokenizer: Any, pairs: list[Pair], repeat
                            intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, num_labels=1)
     roberta = RobertaForSequenceClassification(config).eval()
 
-    class _Vocab:  # feed roberta the same ids, clamped into its vocabulary
+    class _Vocab:  # feed roberta the same ids (all below its vocabulary size), without token type ids
         def __init__(self, tok: Any) -> None:
             self.tok = tok
 

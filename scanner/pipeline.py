@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -337,8 +338,6 @@ def scan(
     config = config or ScanConfig.from_options(**options)
     path_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     result = run_scan(path_list, config, out)
-    import json
-
     meta = dict(result.pairs.schema.metadata or {})
     meta[b"scanner"] = json.dumps(result.metadata, default=str).encode()
     return result.pairs.replace_schema_metadata(meta)

