@@ -182,9 +182,10 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     step_in_run = 0
     started = time.monotonic() - state["elapsed"]
     running_loss = None
+    epoch_start = np.cumsum([0] + [len(p) for p in plans])
     for epoch, plan in enumerate(plans):
         for i, batch in enumerate(plan):
-            global_step = sum(len(p) for p in plans[:epoch]) + i
+            global_step = int(epoch_start[epoch]) + i
             if global_step < state["step"]:
                 continue
             if state["step"] >= total_steps:

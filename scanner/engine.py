@@ -112,9 +112,14 @@ def _sorted_by_row(table: pa.Table) -> pa.Table:
 LOCAL_CHUNK = 2048
 
 
+def _length_order(lengths: Iterator[int] | Sequence[int]) -> np.ndarray:
+    """Row indices sorted by text length (stable): fed in this order, batches of neighbours pad little."""
+    return np.argsort(np.fromiter(lengths, dtype=np.int64), kind="stable")
+
+
 def _chunks_by_length(lengths: Sequence[int], size: int) -> list[np.ndarray]:
     """Row indices sorted by length, cut into chunks: each chunk then batches with little padding."""
-    order = np.argsort(np.asarray(lengths), kind="stable")
+    order = _length_order(lengths)
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
@@ -240,7 +245,7 @@ class RayEngine:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         # sorted by length, so each actor batch is of similar lengths and pads little
-        order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")
+        order = _length_order(len(t) for t in texts)
         table = pa.table({"row": order, "text": [texts[i] for i in order]})
         out: np.ndarray | None = None
         for batch in self._map_model(table, SentenceEmbedder, config, config.device):
@@ -257,8 +262,7 @@ class RayEngine:
         out = np.full(len(a), np.nan, dtype=np.float32)
         if not len(a):
             return out
-        order = np.argsort(np.fromiter((len(x) + len(y) for x, y in zip(a, b, strict=True)), dtype=np.int64, count=len(a)),
-                           kind="stable")
+        order = _length_order(len(x) + len(y) for x, y in zip(a, b, strict=True))
         table = pa.table({"row": order, "text_a": [a[i] for i in order], "text_b": [b[i] for i in order]})
         for batch in self._map_model(table, CrossEncoderScorer, config, config.device):
             out[batch["row"]] = batch["score"]

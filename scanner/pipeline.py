@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from scanner import __version__
 from scanner.candidates import CandidateConfig, exact_pairs, neighbour_pairs, text_key, word_counts
@@ -138,7 +139,7 @@ def model_fingerprint(name: str) -> str:
 def sentences_table(read: pa.Table) -> pa.Table:
     """One row per sentence of every scanned document, texts sliced from the decoded text by offset."""
     docs, index, starts, ends, texts = [], [], [], [], []
-    for rec in read.filter(pa.compute.equal(read["status"], "scanned")).to_pylist():
+    for rec in read.filter(pc.equal(read["status"], "scanned")).to_pylist():
         text = rec["text"]
         for i, (s, e) in enumerate(zip(rec["starts"], rec["ends"], strict=True)):
             docs.append(rec["doc"])
