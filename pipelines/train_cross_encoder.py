@@ -33,13 +33,14 @@ from pipelines.data import DEFAULT_DATA_DIR, Pair, training_pairs, validation_pa
 from pipelines.metrics import best_threshold, classification_report
 from scanner.batching import token_batches
 from scanner.embed import packaged_minilm_path
-from scanner.verify import MeanPoolPairClassifier, score_pairs
+from scanner.verify import HEAD_FILE, MeanPoolPairClassifier, score_pairs
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Defaults are the settings of the shipped model's run."""
 
+    # a sentence-transformers folder, or a trained pair classifier folder (with head.safetensors) to warm-start from
     base_model: str = field(default_factory=packaged_minilm_path)
     epochs: int = 3
     lr: float = 5e-5
@@ -116,7 +117,10 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     if val is None:
         val = validation_pairs(data_dir)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
-    if config.pooling == "mean":
+    if config.pooling == "mean" and (Path(config.base_model) / HEAD_FILE).exists():
+        # warm start: continue from a trained pair classifier (e.g. the shipped model), in float32
+        net = MeanPoolPairClassifier.from_pretrained(config.base_model).float()
+    elif config.pooling == "mean":
         from transformers import AutoModel
 
         encoder = AutoModel.from_pretrained(config.base_model, local_files_only=True, use_safetensors=True,

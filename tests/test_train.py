@@ -54,3 +54,18 @@ def test_metrics():
     assert report["accuracy"] == 5 / 6
     assert report["per_class"]["paraphrase"]["precision"] == 1.0
     assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+
+
+def test_warm_start_continues_from_a_trained_classifier(tmp_path):
+    config = TrainConfig(epochs=2, lr=3e-4, warmup=0.0, max_tokens=256, max_rows=2, eval_every=4, checkpoint_every=4,
+                         max_steps=4, threads=2)
+    first = train(config, tmp_path / "first", pairs=PAIRS, val=PAIRS)
+    warm = TrainConfig(**{**config.__dict__, "base_model": str(tmp_path / "first" / "best"), "lr": 0.0})
+    net, tok = load_cross_encoder(str(tmp_path / "first" / "best"), torch.device("cpu"))
+    before = score_pairs(net, tok, [p.a for p in PAIRS], [p.b for p in PAIRS])
+    # with a zero learning rate the warm-started model scores exactly as the one it started from
+    train(warm, tmp_path / "second", pairs=PAIRS, val=PAIRS)
+    net2, tok2 = load_cross_encoder(str(tmp_path / "second" / "best"), torch.device("cpu"))
+    after = score_pairs(net2, tok2, [p.a for p in PAIRS], [p.b for p in PAIRS])
+    assert first["steps"] == 4
+    np.testing.assert_allclose(after, before, atol=1e-5)
