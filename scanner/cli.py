@@ -158,6 +158,7 @@ def summary_text(result: Any) -> str:
     ]
     import pyarrow.compute as pc
 
+    lines.extend(top_pairs_lines(result.pairs, result.documents))
     skipped = result.documents.filter(pc.equal(result.documents["status"], "skipped"))
     for rec in skipped.slice(0, 5).to_pylist():
         lines.append(f"  skipped {rec['doc']}: {rec['reason']}")
@@ -166,8 +167,26 @@ def summary_text(result: Any) -> str:
     if result.out is not None:
         from scanner.report import sidecar_path
 
-        lines.append(f"Report: {result.out} (documents: {sidecar_path(result.out, 'docs')})")
+        lines.append(f"Report: {result.out} (documents: {sidecar_path(result.out, 'docs')}, "
+                     f"by document pair: {sidecar_path(result.out, 'pairs_by_doc')})")
     return "\n".join(lines)
+
+
+def top_pairs_lines(pairs: Any, documents: Any, top: int = 5) -> list[str]:
+    """The most reused document pairs, one line each, for the closing summary."""
+    from scanner.report import pairs_by_doc
+
+    ranked = pairs_by_doc(pairs, documents)
+    if not ranked.num_rows:
+        return []
+    lines = ["Top document pairs (share of each document's sentences involved):"]
+    for r in ranked.slice(0, top).to_pylist():
+        lines.append(f"  {r['rank']:>2}. {r['doc_a']} ({r['share_a']:.0%}) <-> {r['doc_b']} ({r['share_b']:.0%}): "
+                     f"{r['flagged_pairs']} pairs ({r['exact_pairs']} exact, {r['paraphrase_pairs']} paraphrase), "
+                     f"max score {r['max_score']:.2f}")
+    if ranked.num_rows > top:
+        lines.append(f"  ... and {ranked.num_rows - top} more document pairs")
+    return lines
 
 
 def main() -> None:
