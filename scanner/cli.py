@@ -146,6 +146,100 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
         sys.exit(EXIT_MATCHES)
 
 
+@cli.command("check", context_settings=CONTEXT)
+@click.argument("sentences", nargs=-1)
+@click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, path_type=str),
+              help="Score every pair of a TSV, CSV or Parquet file (columns text_a/text_b or sentence1/sentence2).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=str),
+              help="With --pairs: write the pairs with score, paraphrase and match columns (.parquet, .tsv or .csv); "
+              "else they are printed as TSV.")
+@click.option("--format", "fmt", type=click.Choice(["tsv", "csv", "parquet"]), help="Format of --pairs when its "
+              "suffix does not say.")
+@click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Probability at which a pair is a paraphrase.  "
+              "[default: the model's]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@library_errors
+def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str | None, fmt: str | None,
+                  cross_encoder: str | None, threshold: float | None, device: str) -> None:
+    """Is the second sentence a paraphrase of the first? Prints the probability and the decision.
+
+    \b
+    Examples:
+      scan check "I took a flight from New York to Paris." "I flew to Paris from New York."
+      scan check --pairs pairs.tsv --out scores.parquet
+    """
+    from scanner import pair_check
+
+    if pairs_file is None:
+        if len(sentences) != 2:
+            raise click.UsageError("give two sentences, or --pairs FILE")
+        got = pair_check.check(*sentences, threshold=threshold, cross_encoder=cross_encoder, device=device)
+        decision = {"exact": "exact copy", "paraphrase": "paraphrase", "different": "not a paraphrase"}[got.match]
+        click.echo(f"paraphrase probability {got.score:.3f} (threshold {got.threshold:.3f}): {decision}")
+        return
+    if sentences:
+        raise click.UsageError("give either two sentences or --pairs FILE, not both")
+    table = pair_check.check_file(pairs_file, out, fmt=fmt, threshold=threshold, cross_encoder=cross_encoder,
+                                  device=device)
+    flagged = sum(table["paraphrase"].to_pylist())
+    if out is None:
+        click.echo("text_a\ttext_b\tscore\tmatch")
+        for r in table.select(["text_a" if "text_a" in table.column_names else table.column_names[0],
+                               "text_b" if "text_b" in table.column_names else table.column_names[1],
+                               "score", "match"]).to_pylist():
+            a, b, score, match = r.values()
+            click.echo(f"{a}\t{b}\t{score:.4f}\t{match}")
+    click.echo(f"{table.num_rows} pairs scored, {flagged} paraphrases or copies"
+               + (f"; written to {out}" if out else ""), err=True)
+
+
+@cli.command("dedupe", context_settings=CONTEXT)
+@click.argument("file", type=click.File("rb"))
+@click.option("--show", is_flag=True, help="Print the whole text, marking each removed sentence and why.")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Probability at which a sentence repeats another.  "
+              "[default: the model's]")
+@click.option("--min-words", type=click.IntRange(0), help="Never remove sentences shorter than this.  [default: 4]")
+@click.option("--embedder", metavar="NAME|PATH", help="Bi-encoder for candidates.  [default: all-MiniLM-L6-v2]")
+@click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@library_errors
+def dedupe_command(file: Any, show: bool, **options: Any) -> None:
+    """Print a text with its redundant sentences removed (the first of each paraphrase group stays).
+
+    FILE is a text file, or - for standard input. A summary of what was removed goes to stderr.
+
+    \b
+    Examples:
+      scan dedupe summary.txt > summary.clean.txt
+      cat summary.txt | scan dedupe - --show
+    """
+    from scanner.ingest import decode_bytes
+    from scanner.redundancy import dedupe
+
+    text, _encoding, _notes = decode_bytes(file.read())
+    result = dedupe(text, **options)
+    if not show:
+        click.echo(result.text, nl=not result.text.endswith("\n"))
+    else:
+        for piece, why in result.pieces():
+            if why is None:
+                click.echo(piece, nl=False)
+                continue
+            kept = next(g for g in result.groups if any(r.index == why.index for r in g.removed))
+            first = kept.text if len(kept.text) <= 60 else kept.text[:57] + "..."
+            note = f"[REMOVED {why.match} {why.score:.2f} of sentence {kept.index + 1} \"{first}\": "
+            body = piece.strip()
+            lead, trail = piece[: len(piece) - len(piece.lstrip())], piece[len(piece.rstrip()):]
+            click.echo(lead + click.style(note, fg="red") + click.style(body, dim=True) + click.style("]", fg="red")
+                       + trail, nl=False)
+        click.echo("" if result.text.endswith("\n") else "\n", nl=False)
+    removed = [r for g in result.groups for r in g.removed]
+    kinds = ", ".join(f"{sum(r.match == k for r in removed)} {k}" for k in ("exact", "paraphrase"))
+    click.echo(f"Removed {len(removed)} of {len(result.sentences)} sentences ({kinds}); threshold "
+               f"{result.threshold:.2f}", err=True)
+
+
 def summary_text(result: Any) -> str:
     """The closing summary: what was read, found and flagged, how long it took, where the report is."""
     c, meta = result.counts, result.metadata

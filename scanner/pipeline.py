@@ -216,6 +216,13 @@ def run_scan(
     return result
 
 
+def find_pairs(sentences: pa.Table, config: ScanConfig, engine: Engine) -> tuple[pa.Table, dict[str, Any]]:
+    """The scan's matching stages (exact, embed, candidates, verify) on a ready ``SENTENCES`` table.
+
+    For callers that have sentences rather than files (``scanner.dedupe``); returns (pairs, counts)."""
+    return _find_pairs(conform(sentences, SENTENCES, "sentences"), config, engine, _Timer(), lambda _name: None)
+
+
 def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Timer,
                 notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
     cand = config.candidates
