@@ -107,12 +107,14 @@ def cli() -> None:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str),
               help="Where sentence embeddings are cached between runs.  [default: ~/.cache/paraphrase-scanner]")
 @click.option("--no-cache", "cache", flag_value=False, default=True, help="Neither read nor write the embedding cache.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=str),
+              help="Also write a self-contained HTML report (documents side by side, matches highlighted).")
 @click.option("--fail-on-match", is_flag=True, help=f"Exit with {EXIT_MATCHES} when any pair is flagged (for CI).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @model_options
 @library_errors
 def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bool, max_file_size: float | None,
-                address: str | None, engine: str, **options: Any) -> None:
+                address: str | None, engine: str, html_out: str | None, **options: Any) -> None:
     """Scan files and folders for reused sentences and write a Parquet report.
 
     \b
@@ -121,6 +123,7 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
       scan essay.txt sources/ --out r.parquet --threshold 0.8 --keep-rejected
       scan summary.md --scope within --out redundancy.parquet
       scan ./docs --out r.parquet --address ray://head:10001
+      scan ./docs --out r.parquet --html r.html
     """
     from scanner.engine import EngineConfig
     from scanner.pipeline import ScanConfig, run_scan
@@ -137,13 +140,45 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
         if not quiet:
             click.echo(f"  {name} ...", err=True)
 
+    if html_out is not None:
+        from scanner.report import check_writable
+
+        check_writable(html_out)
     if not quiet:
         click.echo(f"scan {__version__}: {', '.join(paths)}", err=True)
     result = run_scan(paths, config, out, progress=tty, on_stage=on_stage)
     if not quiet:
         click.echo(summary_text(result))
+    if html_out is not None:
+        from scanner.html_report import write_html
+
+        write_html(result.pairs, result.documents, html_out, metadata=result.metadata)
+        if not quiet:
+            click.echo(f"HTML report: {html_out}")
     if fail_on_match and result.counts["flagged_pairs"]:
         sys.exit(EXIT_MATCHES)
+
+
+@cli.command("report", context_settings=CONTEXT)
+@click.argument("report", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--html", "html_out", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Where to write the HTML report.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=str),
+              help="Look for the documents under this folder (by document id) when their recorded paths are gone.")
+@library_errors
+def report_command(report: str, html_out: str, root: str | None) -> None:
+    """Write the HTML report of an existing report (it needs report.docs.parquet beside it).
+
+    The documents' text is read again from the paths recorded in the documents table; a file that is missing
+    or changed since the scan is shown as its flagged sentences only.
+
+    \b
+    Example:
+      scan report report.parquet --html report.html
+    """
+    from scanner.html_report import write_html_from_report
+
+    click.echo(f"HTML report: {write_html_from_report(report, html_out, root=root)}")
 
 
 @cli.command("check", context_settings=CONTEXT)

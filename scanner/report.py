@@ -66,6 +66,20 @@ def atomic_write_table(table: pa.Table, path: Path, metadata: dict[str, Any] | N
         raise
 
 
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write bytes (e.g. the HTML report) the same way: temporary file in the folder, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The run metadata stored in a report (or its docs sidecar)."""
     meta = pq.read_schema(path).metadata or {}
