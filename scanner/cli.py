@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from scanner import __version__
-from scanner.errors import ScannerError
+from scanner.errors import InputError, ScannerError
 
 EXIT_MATCHES = 1
 EXIT_INTERRUPTED = 130
@@ -230,7 +230,7 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
 
 
 @cli.command("dedupe", context_settings=CONTEXT)
-@click.argument("file", type=click.File("rb"))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
 @click.option("--show", is_flag=True, help="Print the whole text, marking each removed sentence and why.")
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Probability at which a sentence repeats another.  "
               "[default: the model's]")
@@ -239,7 +239,7 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
 @click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @library_errors
-def dedupe_command(file: Any, show: bool, **options: Any) -> None:
+def dedupe_command(file: str, show: bool, **options: Any) -> None:
     """Print a text with its redundant sentences removed (the first of each paraphrase group stays).
 
     FILE is a text file, or - for standard input. A summary of what was removed goes to stderr.
@@ -252,7 +252,15 @@ def dedupe_command(file: Any, show: bool, **options: Any) -> None:
     from scanner.ingest import decode_bytes
     from scanner.redundancy import dedupe
 
-    text, _encoding, _notes = decode_bytes(file.read())
+    if file == "-":
+        raw = click.get_binary_stream("stdin").read()
+    else:
+        try:
+            with open(file, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise InputError(f"cannot read {file!r}: {exc.strerror or exc}") from exc
+    text, _encoding, _notes = decode_bytes(raw)
     result = dedupe(text, **options)
     if not show:
         click.echo(result.text, nl=not result.text.endswith("\n"))
