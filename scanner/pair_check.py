@@ -141,8 +141,9 @@ def write_scores(table: pa.Table, out: str | os.PathLike[str], fmt: str | None =
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        options = pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",",
-                                     quoting_style="none" if fmt == "tsv" else "needed")
+        # TSV as PAWS ships it: no quotes at all (a tab or newline inside a sentence then fails: use Parquet)
+        tsv = {"quoting_style": "none", "quoting_header": "none"} if fmt == "tsv" else {}
+        options = pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",", **tsv)
         pacsv.write_csv(table, tmp, write_options=options)
         os.replace(tmp, path)
     except pa.ArrowInvalid as exc:
