@@ -229,6 +229,24 @@ def test_browser_highlights_links_and_filters(browser, report_files, tmp_path):
     assert "file not found" in side_b.text and "Alpha opens the essay here, said c." in side_b.text
 
 
+def test_browser_scrolls_the_partner_into_its_column(browser, tmp_path):
+    filler = " ".join(f"Filler sentence number {k} says nothing." for k in range(300))
+    texts = {"a.txt": "The shared sentence is right here.", "b.txt": f"{filler} The shared sentence is right here."}
+    for name, text in texts.items():
+        write(tmp_path / name, text)
+    pairs = conform(pa.Table.from_pylist([_row(texts, "a.txt", 0, "The shared sentence is right here.", "b.txt", 300,
+                                               "The shared sentence is right here.", 1.0, "exact")]), PAIRS, "pairs")
+    browser.get(write_html(pairs, _docs_table(tmp_path, texts), tmp_path / "long.html").as_uri())
+    column = browser.find_element("id", "side-b")
+    partner = browser.find_element("id", "b-300")
+    inside = ("const c = arguments[0].getBoundingClientRect(), p = arguments[1].getBoundingClientRect();"
+              "return p.top >= c.top && p.bottom <= c.bottom;")
+    assert not browser.execute_script(inside, column, partner)
+    browser.find_element("id", "a-0").click()
+    assert browser.execute_script(inside, column, partner)
+    assert browser.execute_script("return window.scrollY") == 0
+
+
 def test_browser_pages_through_thousands_of_pairs(browser, tmp_path):
     names = [f"doc{k:02d}.txt" for k in range(64)]
     rows = []
