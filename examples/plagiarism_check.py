@@ -13,7 +13,6 @@ import pyarrow.compute as pc
 
 from scanner.html_report import write_html
 from scanner.pipeline import ScanConfig, run_scan
-from scanner.report import pairs_by_doc
 
 
 def main(folder: str, out_dir: str) -> None:
@@ -21,7 +20,7 @@ def main(folder: str, out_dir: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # cross scope: only sentences from different documents are compared
     result = run_scan([folder], ScanConfig.from_options(scope="cross"), out / "plagiarism.parquet")
-    ranked = pairs_by_doc(result.pairs, result.documents)
+    ranked = result.pairs_by_doc  # also written beside the report as plagiarism.pairs_by_doc.parquet
     print(f"{result.counts['documents_scanned']} documents, {result.counts['flagged_pairs']} flagged sentence pairs, "
           f"{ranked.num_rows} document pairs\n")
     for pair in ranked.to_pylist():

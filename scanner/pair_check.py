@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from scanner.candidates import normalise
+from scanner.candidates import normalise, text_key
 from scanner.engine import Engine, shared_local_engine
 from scanner.errors import InputError, OutputError
 from scanner.verify import DEFAULT_CROSS_ENCODER, VerifyConfig, model_threshold
@@ -55,7 +55,8 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
                 engine: Engine | None = None) -> pa.Table:
     """Score pairs (a[i], b[i]); returns a table with ``text_a, text_b, score, paraphrase, match`` in input order.
 
-    Identical pairs are settled without the model; each distinct remaining pair is cross-encoded once.
+    Identical pairs are settled without the model; each distinct remaining pair is cross-encoded once, in the
+    scan's orientation, so the score does not depend on the order of the two sentences.
     """
     if len(a) != len(b):
         raise ValueError(f"check_pairs needs as many first as second sentences, got {len(a)} and {len(b)}")
@@ -66,10 +67,13 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
     scores = np.ones(len(a), dtype=np.float32)
     todo = np.flatnonzero(~exact)
     if len(todo):
-        distinct = sorted({(a[i], b[i]) for i in todo})
+        # the cross-encoder reads (first, second) and is not exactly symmetric: order each pair as the scan does
+        # (smaller text key first), so check(a, b) == check(b, a) == the score a scan reports for the same pair
+        oriented = [(a[i], b[i]) if text_key(a[i]) <= text_key(b[i]) else (b[i], a[i]) for i in todo]
+        distinct = sorted(set(oriented))
         got = (engine or shared_local_engine()).score([x for x, _ in distinct], [y for _, y in distinct], config)
         lookup = dict(zip(distinct, got.tolist(), strict=True))
-        scores[todo] = [lookup[(a[i], b[i])] for i in todo]
+        scores[todo] = [lookup[pair] for pair in oriented]
     flagged = exact | (scores >= config.threshold)
     match = np.where(exact, "exact", np.where(flagged, "paraphrase", "different"))
     table = pa.table({"text_a": pa.array(a, pa.string()), "text_b": pa.array(b, pa.string()),

@@ -105,6 +105,13 @@ class ScanResult:
     def counts(self) -> dict[str, int]:
         return dict(self.metadata["counts"])
 
+    @property
+    def pairs_by_doc(self) -> pa.Table:
+        """The flagged pairs per pair of documents, ranked (``schema.PAIRS_BY_DOC``), as written beside the report."""
+        from scanner.report import pairs_by_doc
+
+        return pairs_by_doc(self.pairs, self.documents)
+
 
 class _Timer:
     def __init__(self) -> None:

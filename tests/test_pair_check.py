@@ -30,6 +30,16 @@ def test_a_word_swap_is_not(local_engine):
     assert 0.0 <= got.score < got.threshold
 
 
+def test_the_order_of_the_two_sentences_does_not_matter_and_matches_a_scan(local_engine, tmp_path):
+    assert check(QUEEN, QUEEN_PARA, engine=local_engine) == check(QUEEN_PARA, QUEEN, engine=local_engine)
+    from scanner.pipeline import ScanConfig, run_scan
+
+    write(tmp_path / "docs" / "a.txt", QUEEN)
+    write(tmp_path / "docs" / "b.txt", QUEEN_PARA)
+    report = run_scan([tmp_path / "docs"], ScanConfig.from_options(threshold=0.0, cache=False), engine=local_engine)
+    assert report.pairs["score"].to_pylist() == [pytest.approx(check(QUEEN, QUEEN_PARA, engine=local_engine).score)]
+
+
 def test_identical_sentences_are_exact_without_the_model():
     got = check("The  cat sat on the mat.", "the cat sat on the mat.", cross_encoder="/no/such/model")
     assert (got.score, got.paraphrase, got.match) == (1.0, True, "exact")
