@@ -272,6 +272,14 @@ def test_browser_pages_through_thousands_of_pairs(browser, tmp_path):
     assert browser.find_element("id", "shown").text == f"{shown} of 2016 document pairs shown"
 
 
+def test_browser_says_when_nothing_was_flagged(browser, tmp_path):
+    page = tmp_path / "empty.html"
+    page.write_text(render_html(report_data(PAIRS.empty_table(), DOCUMENTS.empty_table(), {})), encoding="utf-8")
+    browser.get(page.as_uri())
+    assert browser.find_element("id", "view").text == "Nothing was flagged in this report."
+    assert browser.find_element("id", "page").text == "page 1 of 1"
+
+
 def test_page_opens_without_network_requests(browser, report_files, tmp_path):
     _folder, pairs, docs = report_files
     page = write_html(pairs, docs, tmp_path / "report.html")
