@@ -270,6 +270,11 @@ def test_browser_pages_through_thousands_of_pairs(browser, tmp_path):
     _set_min_score(browser, "0.95")
     shown = sum(1 for r in rows if r["score"] >= 0.95)
     assert browser.find_element("id", "shown").text == f"{shown} of 2016 document pairs shown"
+    _set_min_score(browser, "0")
+    browser.find_element("id", "doc-filter").send_keys("DOC07")  # pairs naming doc07: 63 of them
+    assert browser.find_element("id", "shown").text == "63 of 2016 document pairs shown"
+    assert browser.find_element("id", "page").text == "page 1 of 3"
+    assert all("doc07.txt" in li.text for li in browser.find_elements("css selector", "#pairs li"))
 
 
 def test_browser_says_when_nothing_was_flagged(browser, tmp_path):
