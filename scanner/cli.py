@@ -317,7 +317,7 @@ def top_pairs_lines(pairs: Any, documents: Any, top: int = 5) -> list[str]:
     lines = ["Top document pairs (share of each document's sentences involved):"]
     for r in ranked.slice(0, top).to_pylist():
         lines.append(f"  {r['rank']:>2}. {r['doc_a']} ({r['share_a']:.0%}) <-> {r['doc_b']} ({r['share_b']:.0%}): "
-                     f"{r['flagged_pairs']} pairs ({r['exact_pairs']} exact, {r['paraphrase_pairs']} paraphrase), "
+                     f"{r['flagged_pairs']} pair{'s' if r['flagged_pairs'] != 1 else ''} ({r['exact_pairs']} exact, {r['paraphrase_pairs']} paraphrase), "
                      f"max score {r['max_score']:.2f}")
     if ranked.num_rows > top:
         lines.append(f"  ... and {ranked.num_rows - top} more document pairs")

@@ -40,7 +40,7 @@ def test_scan_writes_report_and_prints_summary(corpus, tmp_path):
     assert pq.read_table(out).num_rows == 1
     assert pq.read_table(tmp_path / "r.docs.parquet").num_rows == 3
     # the top document pairs, as in r.pairs_by_doc.parquet: a.txt and c.txt share their first sentence
-    assert "   1. a.txt (50%) <-> c.txt (100%): 1 pairs (1 exact, 0 paraphrase), max score 1.00" in result.output
+    assert "   1. a.txt (50%) <-> c.txt (100%): 1 pair (1 exact, 0 paraphrase), max score 1.00" in result.output
     assert pq.read_table(tmp_path / "r.pairs_by_doc.parquet")["doc_b"].to_pylist() == ["c.txt"]
 
 
