@@ -145,10 +145,17 @@ def write_scores(table: pa.Table, out: str | os.PathLike[str], fmt: str | None =
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        # TSV as PAWS ships it: no quotes at all (a tab or newline inside a sentence then fails: use Parquet)
-        tsv = {"quoting_style": "none", "quoting_header": "none"} if fmt == "tsv" else {}
-        options = pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",", **tsv)
-        pacsv.write_csv(table, tmp, write_options=options)
+        if fmt == "tsv":
+            # TSV as PAWS ships it: no quotes at all (a tab or newline inside a sentence then fails: use Parquet).
+            # The header is written here: pyarrow before 23 quotes column names whatever the quoting style.
+            body = pa.BufferOutputStream()
+            options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+            pacsv.write_csv(table, body, write_options=options)
+            with open(tmp, "wb") as fh:
+                fh.write(("\t".join(table.column_names) + "\n").encode("utf-8"))
+                fh.write(body.getvalue().to_pybytes())
+        else:
+            pacsv.write_csv(table, tmp)
         os.replace(tmp, path)
     except pa.ArrowInvalid as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -116,3 +116,12 @@ def test_check_command_batch_writes_scores(tmp_path):
 def test_check_command_usage_errors(args, message):
     result = CliRunner().invoke(cli, ["check", *args])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_tab_inside_a_sentence_cannot_go_to_tsv(tmp_path):
+    from scanner.errors import OutputError
+    from scanner.pair_check import write_scores
+
+    with pytest.raises(OutputError, match=r"write \.parquet instead"):
+        write_scores(pa.table({"text_a": ["one\ttwo"], "text_b": ["three"]}), tmp_path / "s.tsv")
+    assert list(tmp_path.iterdir()) == []  # no partial file
