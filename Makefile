@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/scan examples/docs --out examples/out/report.parquet
+	$(VENV)/bin/scan examples/docs --out examples/out/report.parquet --html examples/out/report.html
 	$(PY) examples/show_report.py examples/out/report.parquet
 
 test: setup

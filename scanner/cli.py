@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from scanner import __version__
-from scanner.errors import ScannerError
+from scanner.errors import InputError, ScannerError
 
 EXIT_MATCHES = 1
 EXIT_INTERRUPTED = 130
@@ -107,12 +107,14 @@ def cli() -> None:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str),
               help="Where sentence embeddings are cached between runs.  [default: ~/.cache/paraphrase-scanner]")
 @click.option("--no-cache", "cache", flag_value=False, default=True, help="Neither read nor write the embedding cache.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=str),
+              help="Also write a self-contained HTML report (documents side by side, matches highlighted).")
 @click.option("--fail-on-match", is_flag=True, help=f"Exit with {EXIT_MATCHES} when any pair is flagged (for CI).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @model_options
 @library_errors
 def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bool, max_file_size: float | None,
-                address: str | None, engine: str, **options: Any) -> None:
+                address: str | None, engine: str, html_out: str | None, **options: Any) -> None:
     """Scan files and folders for reused sentences and write a Parquet report.
 
     \b
@@ -121,6 +123,7 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
       scan essay.txt sources/ --out r.parquet --threshold 0.8 --keep-rejected
       scan summary.md --scope within --out redundancy.parquet
       scan ./docs --out r.parquet --address ray://head:10001
+      scan ./docs --out r.parquet --html r.html
     """
     from scanner.engine import EngineConfig
     from scanner.pipeline import ScanConfig, run_scan
@@ -137,13 +140,145 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
         if not quiet:
             click.echo(f"  {name} ...", err=True)
 
+    if html_out is not None:
+        from scanner.report import check_writable
+
+        check_writable(html_out)
     if not quiet:
         click.echo(f"scan {__version__}: {', '.join(paths)}", err=True)
     result = run_scan(paths, config, out, progress=tty, on_stage=on_stage)
     if not quiet:
         click.echo(summary_text(result))
+    if html_out is not None:
+        from scanner.html_report import write_html
+
+        write_html(result.pairs, result.documents, html_out, metadata=result.metadata)
+        if not quiet:
+            click.echo(f"HTML report: {html_out}")
     if fail_on_match and result.counts["flagged_pairs"]:
         sys.exit(EXIT_MATCHES)
+
+
+@cli.command("report", context_settings=CONTEXT)
+@click.argument("report", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--html", "html_out", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Where to write the HTML report.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=str),
+              help="Look for the documents under this folder (by document id) when their recorded paths are gone.")
+@library_errors
+def report_command(report: str, html_out: str, root: str | None) -> None:
+    """Write the HTML report of an existing report (it needs report.docs.parquet beside it).
+
+    The documents' text is read again from the paths recorded in the documents table; a file that is missing
+    or changed since the scan is shown as its flagged sentences only.
+
+    \b
+    Example:
+      scan report report.parquet --html report.html
+    """
+    from scanner.html_report import write_html_from_report
+
+    click.echo(f"HTML report: {write_html_from_report(report, html_out, root=root)}")
+
+
+@cli.command("check", context_settings=CONTEXT)
+@click.argument("sentences", nargs=-1)
+@click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, path_type=str),
+              help="Score every pair of a TSV, CSV or Parquet file (columns text_a/text_b or sentence1/sentence2).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=str),
+              help="With --pairs: write the pairs with score, paraphrase and match columns (.parquet, .tsv or .csv); "
+              "else they are printed as TSV.")
+@click.option("--format", "fmt", type=click.Choice(["tsv", "csv", "parquet"]), help="Format of --pairs when its "
+              "suffix does not say.")
+@click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Probability at which a pair is a paraphrase.  "
+              "[default: the model's]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@library_errors
+def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str | None, fmt: str | None,
+                  cross_encoder: str | None, threshold: float | None, device: str) -> None:
+    """Is the second sentence a paraphrase of the first? Prints the probability and the decision.
+
+    \b
+    Examples:
+      scan check "I took a flight from New York to Paris." "I flew to Paris from New York."
+      scan check --pairs pairs.tsv --out scores.parquet
+    """
+    from scanner import pair_check
+
+    if pairs_file is None:
+        if len(sentences) != 2:
+            raise click.UsageError("give two sentences, or --pairs FILE")
+        got = pair_check.check(*sentences, threshold=threshold, cross_encoder=cross_encoder, device=device)
+        decision = {"exact": "exact copy", "paraphrase": "paraphrase", "different": "not a paraphrase"}[got.match]
+        click.echo(f"paraphrase probability {got.score:.3f} (threshold {got.threshold:.3f}): {decision}")
+        return
+    if sentences:
+        raise click.UsageError("give either two sentences or --pairs FILE, not both")
+    table = pair_check.check_file(pairs_file, out, fmt=fmt, threshold=threshold, cross_encoder=cross_encoder,
+                                  device=device)
+    flagged = sum(table["paraphrase"].to_pylist())
+    if out is None:
+        col_a, col_b = next(c for c in pair_check.PAIR_COLUMNS if set(c) <= set(table.column_names))
+        click.echo("text_a\ttext_b\tscore\tmatch")
+        for a, b, score, match in zip(*(table[c].to_pylist() for c in (col_a, col_b, "score", "match")), strict=True):
+            click.echo(f"{a}\t{b}\t{score:.4f}\t{match}")
+    click.echo(f"{table.num_rows} pairs scored, {flagged} paraphrases or copies"
+               + (f"; written to {out}" if out else ""), err=True)
+
+
+@cli.command("dedupe", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.option("--show", is_flag=True, help="Print the whole text, marking each removed sentence and why.")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Probability at which a sentence repeats another.  "
+              "[default: the model's]")
+@click.option("--min-words", type=click.IntRange(0), help="Never remove sentences shorter than this.  [default: 4]")
+@click.option("--embedder", metavar="NAME|PATH", help="Bi-encoder for candidates.  [default: all-MiniLM-L6-v2]")
+@click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@library_errors
+def dedupe_command(file: str, show: bool, **options: Any) -> None:
+    """Print a text with its redundant sentences removed (the first of each paraphrase group stays).
+
+    FILE is a text file, or - for standard input. A summary of what was removed goes to stderr.
+
+    \b
+    Examples:
+      scan dedupe summary.txt > summary.clean.txt
+      cat summary.txt | scan dedupe - --show
+    """
+    from scanner.ingest import decode_bytes
+    from scanner.redundancy import dedupe
+
+    if file == "-":
+        raw = click.get_binary_stream("stdin").read()
+    else:
+        try:
+            with open(file, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise InputError(f"cannot read {file!r}: {exc.strerror or exc}") from exc
+    text, _encoding, _notes = decode_bytes(raw)
+    result = dedupe(text, **options)
+    if not show:
+        click.echo(result.text, nl=not result.text.endswith("\n"))
+    else:
+        for piece, why in result.pieces():
+            if why is None:
+                click.echo(piece, nl=False)
+                continue
+            kept = next(g for g in result.groups if any(r.index == why.index for r in g.removed))
+            first = kept.text if len(kept.text) <= 60 else kept.text[:57] + "..."
+            note = f"[REMOVED {why.match} {why.score:.2f} of sentence {kept.index + 1} \"{first}\": "
+            body = piece.strip()
+            lead, trail = piece[: len(piece) - len(piece.lstrip())], piece[len(piece.rstrip()):]
+            click.echo(lead + click.style(note, fg="red") + click.style(body, dim=True) + click.style("]", fg="red")
+                       + trail, nl=False)
+        click.echo("" if result.text.endswith("\n") else "\n", nl=False)
+    removed = [r for g in result.groups for r in g.removed]
+    kinds = ", ".join(f"{sum(r.match == k for r in removed)} {k}" for k in ("exact", "paraphrase"))
+    click.echo(f"Removed {len(removed)} of {len(result.sentences)} sentences ({kinds}); threshold "
+               f"{result.threshold:.2f}", err=True)
 
 
 def summary_text(result: Any) -> str:
@@ -158,6 +293,7 @@ def summary_text(result: Any) -> str:
     ]
     import pyarrow.compute as pc
 
+    lines.extend(top_pairs_lines(result.pairs, result.documents))
     skipped = result.documents.filter(pc.equal(result.documents["status"], "skipped"))
     for rec in skipped.slice(0, 5).to_pylist():
         lines.append(f"  skipped {rec['doc']}: {rec['reason']}")
@@ -166,8 +302,26 @@ def summary_text(result: Any) -> str:
     if result.out is not None:
         from scanner.report import sidecar_path
 
-        lines.append(f"Report: {result.out} (documents: {sidecar_path(result.out, 'docs')})")
+        lines.append(f"Report: {result.out} (documents: {sidecar_path(result.out, 'docs')}, "
+                     f"by document pair: {sidecar_path(result.out, 'pairs_by_doc')})")
     return "\n".join(lines)
+
+
+def top_pairs_lines(pairs: Any, documents: Any, top: int = 5) -> list[str]:
+    """The most reused document pairs, one line each, for the closing summary."""
+    from scanner.report import pairs_by_doc
+
+    ranked = pairs_by_doc(pairs, documents)
+    if not ranked.num_rows:
+        return []
+    lines = ["Top document pairs (share of each document's sentences involved):"]
+    for r in ranked.slice(0, top).to_pylist():
+        lines.append(f"  {r['rank']:>2}. {r['doc_a']} ({r['share_a']:.0%}) <-> {r['doc_b']} ({r['share_b']:.0%}): "
+                     f"{r['flagged_pairs']} pair{'s' if r['flagged_pairs'] != 1 else ''} ({r['exact_pairs']} exact, {r['paraphrase_pairs']} paraphrase), "
+                     f"max score {r['max_score']:.2f}")
+    if ranked.num_rows > top:
+        lines.append(f"  ... and {ranked.num_rows - top} more document pairs")
+    return lines
 
 
 def main() -> None:

@@ -303,6 +303,17 @@ def _quiet_ray_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+_SHARED_LOCAL: LocalEngine | None = None
+
+
+def shared_local_engine() -> LocalEngine:
+    """One in-process engine for the small library calls (``check``, ``dedupe``), so models load once per process."""
+    global _SHARED_LOCAL
+    if _SHARED_LOCAL is None:
+        _SHARED_LOCAL = LocalEngine()
+    return _SHARED_LOCAL
+
+
 def open_engine(config: EngineConfig, progress: bool = False, input_bytes: int = 0) -> Engine:
     """The engine for a run: Ray (local or cluster) or in-process, per ``config.use_ray``."""
     return RayEngine(config, progress=progress) if config.use_ray(input_bytes) else LocalEngine(progress=progress)

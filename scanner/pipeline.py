@@ -105,6 +105,13 @@ class ScanResult:
     def counts(self) -> dict[str, int]:
         return dict(self.metadata["counts"])
 
+    @property
+    def pairs_by_doc(self) -> pa.Table:
+        """The flagged pairs per pair of documents, ranked (``schema.PAIRS_BY_DOC``), as written beside the report."""
+        from scanner.report import pairs_by_doc
+
+        return pairs_by_doc(self.pairs, self.documents)
+
 
 class _Timer:
     def __init__(self) -> None:
@@ -214,6 +221,13 @@ def run_scan(
         with timer.stage("write"):
             result.out = write_report(pairs, documents, out, metadata)
     return result
+
+
+def find_pairs(sentences: pa.Table, config: ScanConfig, engine: Engine) -> tuple[pa.Table, dict[str, Any]]:
+    """The scan's matching stages (exact, embed, candidates, verify) on a ready ``SENTENCES`` table.
+
+    For callers that have sentences rather than files (``scanner.dedupe``); returns (pairs, counts)."""
+    return _find_pairs(conform(sentences, SENTENCES, "sentences"), config, engine, _Timer(), lambda _name: None)
 
 
 def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Timer,

@@ -1,7 +1,8 @@
 """Report stage: the pairs table and the documents table, written atomically as Parquet with run metadata.
 
 ``report.parquet`` holds one row per flagged pair (schema ``PAIRS``); ``report.docs.parquet`` one row per
-input file (schema ``DOCUMENTS``). The run metadata (tool version, models and their content hashes,
+input file (schema ``DOCUMENTS``); ``report.pairs_by_doc.parquet`` one row per pair of documents with flagged
+sentences (schema ``PAIRS_BY_DOC``). The run metadata (tool version, models and their content hashes,
 thresholds, segmenter, counts, per-stage timings) is stored as JSON under the ``scanner`` key of both
 files' Parquet metadata: ``read_metadata(path)`` returns it.
 """
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scanner.errors import OutputError
-from scanner.schema import DOCUMENTS, PAIRS, conform
+from scanner.schema import DOCUMENTS, PAIRS, PAIRS_BY_DOC, conform
 
 METADATA_KEY = b"scanner"
 
@@ -57,6 +58,20 @@ def atomic_write_table(table: pa.Table, path: Path, metadata: dict[str, Any] | N
     try:
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write bytes (e.g. the HTML report) the same way: temporary file in the folder, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -103,10 +118,45 @@ def documents_table(read: pa.Table, pairs: pa.Table) -> pa.Table:
     }, DOCUMENTS, "documents")
 
 
+def pairs_by_doc(pairs: pa.Table, documents: pa.Table) -> pa.Table:
+    """Aggregate flagged sentence pairs (rejected rows left out) per pair of documents (schema ``PAIRS_BY_DOC``).
+
+    ``sentences_a``/``sentences_b`` count distinct sentences of each document involved in the pair's matches,
+    ``share_*`` divide them by the document's sentence count (from ``documents``). For a pair inside one
+    document (scope ``within``) both sides count the same sentences. Ranked by ``max_share``, then by
+    ``flagged_pairs``, ``max_score`` and the document ids, so the order is the same on every run.
+    """
+    sizes = dict(zip(documents["doc"].to_pylist(), documents["sentences"].to_pylist(), strict=True))
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in pairs.select(["doc_a", "index_a", "doc_b", "index_b", "score", "match"]).to_pylist():
+        if r["match"] == "rejected":
+            continue
+        g = groups.setdefault((r["doc_a"], r["doc_b"]), {"a": set(), "b": set(), "scores": [], "exact": 0, "paraphrase": 0})
+        g["a"].add(r["index_a"])
+        g["b"].add(r["index_b"])
+        g["scores"].append(r["score"])
+        g[r["match"]] += 1
+    rows: list[dict[str, Any]] = []
+    for (doc_a, doc_b), g in groups.items():
+        a, b = (g["a"] | g["b"], g["a"] | g["b"]) if doc_a == doc_b else (g["a"], g["b"])
+        share_a, share_b = len(a) / max(sizes.get(doc_a) or 0, 1), len(b) / max(sizes.get(doc_b) or 0, 1)
+        rows.append({
+            "doc_a": doc_a, "doc_b": doc_b, "flagged_pairs": len(g["scores"]), "sentences_a": len(a),
+            "sentences_b": len(b), "share_a": share_a, "share_b": share_b, "max_share": max(share_a, share_b),
+            "mean_score": float(np.mean(g["scores"])), "max_score": float(np.max(g["scores"])),
+            "exact_pairs": g["exact"], "paraphrase_pairs": g["paraphrase"],
+        })
+    rows.sort(key=lambda r: (-r["max_share"], -r["flagged_pairs"], -r["max_score"], r["doc_a"], r["doc_b"]))
+    columns = {name: [r.get(name) for r in rows] for name in PAIRS_BY_DOC.names}
+    columns["rank"] = list(range(1, len(rows) + 1))
+    return conform(columns, PAIRS_BY_DOC, "pairs_by_doc") if rows else PAIRS_BY_DOC.empty_table()
+
+
 def write_report(pairs: pa.Table, documents: pa.Table, out: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
-    """Write the documents sidecar, then the report (so a report on disk always has its sidecar)."""
+    """Write the sidecars (documents, pairs by document), then the report, so a report on disk always has them."""
     path = check_writable(out)
     documents, pairs = conform(documents, DOCUMENTS, "documents"), conform(pairs, PAIRS, "pairs")
     atomic_write_table(documents, sidecar_path(path, "docs"), metadata)
+    atomic_write_table(pairs_by_doc(pairs, documents), sidecar_path(path, "pairs_by_doc"), metadata)
     atomic_write_table(pairs, path, metadata)
     return path

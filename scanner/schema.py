@@ -83,6 +83,27 @@ PAIRS = pa.schema(
 )
 
 
+#: one row per pair of documents with flagged sentences (written as ``<stem>.pairs_by_doc.parquet``), ranked:
+#: highest ``max_share`` first, then most flagged pairs. For ``within`` pairs ``doc_a == doc_b``.
+PAIRS_BY_DOC = pa.schema(
+    [
+        pa.field("rank", pa.int32(), nullable=False),  # 1 = the most reused pair of documents
+        pa.field("doc_a", pa.string(), nullable=False),
+        pa.field("doc_b", pa.string(), nullable=False),
+        pa.field("flagged_pairs", pa.int32(), nullable=False),  # flagged sentence pairs between the two
+        pa.field("sentences_a", pa.int32(), nullable=False),  # distinct sentences of doc_a in those pairs
+        pa.field("sentences_b", pa.int32(), nullable=False),
+        pa.field("share_a", pa.float64(), nullable=False),  # sentences_a / sentences in doc_a
+        pa.field("share_b", pa.float64(), nullable=False),
+        pa.field("max_share", pa.float64(), nullable=False),  # max(share_a, share_b): the ranking key
+        pa.field("mean_score", pa.float64(), nullable=False),
+        pa.field("max_score", pa.float64(), nullable=False),
+        pa.field("exact_pairs", pa.int32(), nullable=False),
+        pa.field("paraphrase_pairs", pa.int32(), nullable=False),
+    ]
+)
+
+
 def conform(data: pa.Table | Mapping[str, Sequence[Any]], schema: pa.Schema, what: str) -> pa.Table:
     """Return ``data`` as a table with exactly ``schema``'s columns, in order, cast to its types.
 

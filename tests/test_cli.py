@@ -22,7 +22,7 @@ def invoke(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["run"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["check"], ["dedupe"]])
 def test_every_command_has_help_with_an_example(command):
     for flag in ("-h", "--help"):
         result = invoke(*command, flag)
@@ -39,6 +39,9 @@ def test_scan_writes_report_and_prints_summary(corpus, tmp_path):
     assert f"Report: {out}" in result.output
     assert pq.read_table(out).num_rows == 1
     assert pq.read_table(tmp_path / "r.docs.parquet").num_rows == 3
+    # the top document pairs, as in r.pairs_by_doc.parquet: a.txt and c.txt share their first sentence
+    assert "   1. a.txt (50%) <-> c.txt (100%): 1 pair (1 exact, 0 paraphrase), max score 1.00" in result.output
+    assert pq.read_table(tmp_path / "r.pairs_by_doc.parquet")["doc_b"].to_pylist() == ["c.txt"]
 
 
 def test_run_is_the_default_command(corpus, tmp_path):
