@@ -8,6 +8,11 @@ Two sources of pairs:
 
 Both return each unordered pair once as ``i < j`` (row numbers into the sentence table), filtered by scope:
 ``cross`` keeps pairs from different documents, ``within`` pairs inside one document, ``all`` both.
+
+Two optional limits keep the cross-encoder to the pairs most likely to be paraphrases: ``mutual`` keeps a
+pair only when each sentence is among the other's top-k, and ``budget`` caps the neighbour pairs at that many
+per searched sentence, keeping the highest cosines. Above ``faiss_min_rows`` searched rows (with
+``search="auto"``) the search runs on a FAISS inverted-file index (``scanner.ann``) instead of exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from scanner.errors import ConfigError
 
 Scope = Literal["cross", "within", "all"]
 SCOPES = ("cross", "within", "all")
+SearchKind = Literal["auto", "exact", "faiss"]
+SEARCHES = ("auto", "exact", "faiss")
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,16 @@ class CandidateConfig:
     min_words: int = 4
     query_chunk: int = 1024
     corpus_chunk: int = 16384
+    #: keep a pair only when both sentences have each other among their top-k (fewer pairs, lower recall)
+    mutual: bool = False
+    #: at most this many neighbour pairs per searched sentence, highest cosine first; None: no cap
+    budget: float | None = None
+    #: ``exact`` (chunked brute force), ``faiss`` (approximate, needs the faiss extra) or ``auto``
+    search: SearchKind = "auto"
+    #: with ``search="auto"``, FAISS is used from this many searched rows on (exact costs grow as n squared)
+    faiss_min_rows: int = 200_000
+    #: FAISS inverted lists probed per query: more is slower and closer to exact
+    faiss_nprobe: int = 32
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -49,6 +66,14 @@ class CandidateConfig:
             raise ConfigError(f"--top-k must be at least 1, got {self.top_k}")
         if not -1.0 <= self.min_cosine <= 1.0:
             raise ConfigError(f"--min-cosine must be in [-1, 1], got {self.min_cosine}")
+        if self.budget is not None and self.budget <= 0:
+            raise ConfigError(f"--candidate-budget must be positive, got {self.budget}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
+
+    def use_faiss(self, rows: int) -> bool:
+        """Whether a search over ``rows`` vectors goes to FAISS."""
+        return self.search == "faiss" or (self.search == "auto" and rows >= self.faiss_min_rows)
 
 
 def normalise(text: str) -> str:
@@ -78,6 +103,28 @@ def _canonical(i: np.ndarray, j: np.ndarray, *values: np.ndarray) -> tuple[np.nd
         return (lo, hi, *values)
     _, first = np.unique(key, axis=0, return_index=True)
     return (lo[first], hi[first], *(v[first] for v in values))
+
+
+def select_pairs(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, config: CandidateConfig,
+                 searched: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From directed neighbour edges (i -> j: j is among i's top-k), the candidate pairs: each unordered pair
+    once (i < j, sorted), only pairs found from both sides when ``config.mutual``, and at most
+    ``config.budget * searched`` pairs (highest cosine first, ties by (i, j)) when a budget is set."""
+    lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
+    cos = np.asarray(cosine, dtype=np.float32)
+    if len(lo) == 0:
+        return lo, hi, cos
+    key = np.stack([lo, hi], axis=1)
+    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    if config.mutual:
+        first = first[counts >= 2]
+    lo, hi, cos = lo[first], hi[first], cos[first]
+    if config.budget is not None:
+        cap = max(1, int(config.budget * searched))
+        if len(lo) > cap:
+            keep = np.sort(np.lexsort((hi, lo, -cos))[:cap])
+            lo, hi, cos = lo[keep], hi[keep], cos[keep]
+    return lo, hi, cos
 
 
 def exact_pairs(keys: np.ndarray, groups: np.ndarray, scope: Scope, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +167,12 @@ def neighbour_pairs(
     rows = np.flatnonzero(active) if active is not None else np.arange(n)
     if len(rows) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if config.use_faiss(len(rows)):
+        from scanner.ann import faiss_neighbours
+
+        qi, qj, qs = faiss_neighbours(emb[rows], np.asarray(groups)[rows], config,
+                                      None if keys is None else np.asarray(keys)[rows])
+        return select_pairs(rows[qi], rows[qj], qs, config, len(rows))
     sub, sub_groups = emb[rows], np.asarray(groups)[rows]
     sub_keys = np.asarray(keys)[rows] if keys is not None else None
     k = min(config.top_k, len(rows) - 1)
@@ -152,7 +205,7 @@ def neighbour_pairs(
         out_s.append(best_s[ok])
     i = rows[np.concatenate(out_i)]
     j = rows[np.concatenate(out_j)]
-    return _canonical(i, j, np.concatenate(out_s).astype(np.float32))  # type: ignore[return-value]
+    return select_pairs(i, j, np.concatenate(out_s), config, len(rows))
 
 
 def word_counts(texts: Sequence[str]) -> np.ndarray:
