@@ -163,10 +163,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
 @click.option("--search-only", "search_only", type=int, default=None, help="Only benchmark candidate search on N synthetic vectors.")
 @click.option("--search", "search", default="auto", type=click.Choice(["auto", "exact", "faiss"]), show_default=True,
               help="With --search-only: the search to time (auto: exact below 200k vectors, FAISS above).")
+@click.option("--nprobe", type=int, default=32, show_default=True, help="With --search-only: FAISS lists probed per query.")
+@click.option("--faiss-threads", type=int, default=None, help="With --search-only: FAISS OpenMP threads (default: all cores).")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None, help="Where corpora are written (default: a temp dir).")
 @click.option("--seed", default=0, show_default=True)
 def main(sizes: str, repeats: int, out: str, data_dir: str, baseline_cap: float, no_baseline: bool, engine: str,
-         mutual: bool, budget: float | None, search_only: int | None, search: str, work_dir: str | None, seed: int) -> None:
+         mutual: bool, budget: float | None, search_only: int | None, search: str, nprobe: int, faiss_threads: int | None,
+         work_dir: str | None, seed: int) -> None:
     """Time scan against the naive pipeline (or candidate search alone) and write JSON results.
 
     Example: python -m pipelines.benchmark --sizes 2000 --repeats 1 --out /tmp/bench.json
@@ -174,7 +177,7 @@ def main(sizes: str, repeats: int, out: str, data_dir: str, baseline_cap: float,
     if search_only:
         from pipelines.bench_search import search_benchmark
 
-        result = search_benchmark(search_only, search=search, seed=seed)
+        result = search_benchmark(search_only, search=search, seed=seed, faiss_nprobe=nprobe, faiss_threads=faiss_threads)
         click.echo(json.dumps(result, indent=2))
         _write(out, {"search_only": result})
         return

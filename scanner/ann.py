@@ -70,6 +70,8 @@ def faiss_neighbours(
 
     emb = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(emb)
+    if config.faiss_threads:
+        import_faiss().omp_set_num_threads(config.faiss_threads)
     index = build_index(emb)
     index.nprobe = min(config.faiss_nprobe, index.nlist)
     ask = min(n, 3 * config.top_k + 1)

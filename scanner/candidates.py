@@ -58,6 +58,9 @@ class CandidateConfig:
     faiss_min_rows: int = 200_000
     #: FAISS inverted lists probed per query: more is slower and closer to exact
     faiss_nprobe: int = 32
+    #: OpenMP threads for FAISS; None: its default (all cores). On a machine busy with other work, 1 can be
+    #: several times faster than more (OpenMP threads spin-wait for each other)
+    faiss_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -179,33 +182,55 @@ def neighbour_pairs(
     out_i, out_j, out_s = [], [], []
     for qs in range(0, len(rows), config.query_chunk):
         qe = min(qs + config.query_chunk, len(rows))
-        best_s = np.full((qe - qs, k), -np.inf, dtype=np.float32)
-        best_j = np.full((qe - qs, k), -1, dtype=np.int64)
-        q_idx = np.arange(qs, qe)
-        for cs in range(0, len(rows), config.corpus_chunk):
-            ce = min(cs + config.corpus_chunk, len(rows))
-            scores = sub[qs:qe] @ sub[cs:ce].T
-            c_idx = np.arange(cs, ce)
-            bad = q_idx[:, None] == c_idx[None, :]
-            bad |= ~_scope_ok(sub_groups[qs:qe, None], sub_groups[None, cs:ce], config.scope)
-            if sub_keys is not None:
-                bad |= sub_keys[qs:qe, None] == sub_keys[None, cs:ce]
-            scores[bad] = -np.inf
-            take = min(k, ce - cs)
-            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, axis=1)], axis=1)
-            cand_j = np.concatenate([best_j, part + cs], axis=1)
-            keep = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
-            best_s = np.take_along_axis(cand_s, keep, axis=1)
-            best_j = np.take_along_axis(cand_j, keep, axis=1)
-        ok = best_s >= config.min_cosine
-        qi = np.broadcast_to(q_idx[:, None], best_s.shape)
-        out_i.append(qi[ok])
-        out_j.append(best_j[ok])
-        out_s.append(best_s[ok])
+        hits = [_chunk_hits(sub[qs:qe] @ sub[cs : min(cs + config.corpus_chunk, len(rows))].T, qs, cs,
+                            sub_groups, sub_keys, config, k)
+                for cs in range(0, len(rows), config.corpus_chunk)]
+        r, c, sc = (np.concatenate(parts) for parts in zip(*hits, strict=True))
+        keep = _top_k_per_row(r, c, sc, k)
+        out_i.append(r[keep] + qs)
+        out_j.append(c[keep])
+        out_s.append(sc[keep])
     i = rows[np.concatenate(out_i)]
     j = rows[np.concatenate(out_j)]
     return select_pairs(i, j, np.concatenate(out_s), config, len(rows))
+
+
+def _chunk_hits(scores: np.ndarray, qs: int, cs: int, groups: np.ndarray, keys: np.ndarray | None,
+                config: CandidateConfig, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The allowed (query row in chunk, corpus row, score) entries of one score block at or above the floor.
+
+    At a useful floor almost every score is below it, so the block is thresholded first and the self, scope
+    and identical-text filters run only on the few survivors; with a low floor (many survivors) the block is
+    first cut to each row's top-k, which bounds what is kept per block.
+    """
+    n_q, n_c = scores.shape
+    r, c = np.nonzero(scores >= config.min_cosine)
+    if len(r) > 4 * k * n_q:  # dense: mask the whole block, then keep each row's top k
+        q_idx, c_idx = np.arange(qs, qs + n_q), np.arange(cs, cs + n_c)
+        bad = (q_idx[:, None] == c_idx[None, :]) | ~_scope_ok(groups[q_idx, None], groups[None, c_idx], config.scope)
+        if keys is not None:
+            bad |= keys[q_idx, None] == keys[None, c_idx]
+        scores[bad] = -np.inf
+        take = min(k, n_c)
+        c = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        r = np.broadcast_to(np.arange(n_q)[:, None], c.shape)
+        s = np.take_along_axis(scores, c, axis=1)
+        ok = s >= config.min_cosine
+        return r[ok], c[ok] + cs, s[ok]
+    qa, cb = r + qs, c + cs
+    ok = (qa != cb) & _scope_ok(groups[qa], groups[cb], config.scope)
+    if keys is not None:
+        ok &= keys[qa] != keys[cb]
+    return r[ok], cb[ok], scores[r[ok], c[ok]]
+
+
+def _top_k_per_row(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each row's ``k`` best entries (highest score, then lowest column)."""
+    order = np.lexsort((cols, -scores, rows))
+    sorted_rows = rows[order]
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]) if len(order) else np.zeros(0, np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order[np.arange(len(order)) - first < k]
 
 
 def word_counts(texts: Sequence[str]) -> np.ndarray:
