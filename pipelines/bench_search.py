@@ -77,7 +77,7 @@ def _peak_mb() -> float:
 def search_benchmark(n: int, search: str = "auto", seed: int = 0, sample: int = 2000, exact_max: int = 20_000,
                      config: CandidateConfig | None = None, **options: Any) -> dict[str, Any]:
     """Time one candidate search over ``n`` synthetic vectors and measure its recall against exact search.
-    ``options`` are further ``CandidateConfig`` fields (``faiss_nprobe``, ``faiss_threads``...)."""
+    ``options`` are further ``CandidateConfig`` fields (``nprobe``, ``faiss_threads``...)."""
     config = config or CandidateConfig(search=search, **options)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     vectors, groups, planted = synthetic_vectors(n, seed=seed)
@@ -94,8 +94,8 @@ def search_benchmark(n: int, search: str = "auto", seed: int = 0, sample: int = 
     ref_from_queries = {e for e in reference if e[0] in qset or e[1] in qset}
     planted_pairs = {(min(a, b), max(a, b)) for a, b in planted.tolist()}
     return {
-        "vectors": n, "dim": vectors.shape[1], "search": "faiss" if config.use_faiss(n) else "exact",
-        "top_k": config.top_k, "min_cosine": config.min_cosine, "faiss_nprobe": config.faiss_nprobe,
+        "vectors": n, "dim": vectors.shape[1], "search": config.method(n),
+        "top_k": config.top_k, "min_cosine": config.min_cosine, "nprobe": config.nprobe,
         "faiss_threads": config.faiss_threads,
         "generate_seconds": round(gen_seconds, 2), "search_seconds": round(seconds, 2),
         "vectors_mb": round(vectors.nbytes / 2**20, 1), "peak_rss_mb_before_search": peak_before,

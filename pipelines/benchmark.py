@@ -94,29 +94,38 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench_size(size: int, corpus: Corpus, docs: Path, settings: dict[str, Any], repeats: int, cap: float | None,
-               naive: bool) -> dict[str, Any]:
-    sides: dict[str, dict[str, Any]] = {}
-    runs: dict[str, list[dict[str, Any]]] = {"naive": [], "scan": []}
+               naive: bool, variants: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run the sides on one corpus. ``variants`` are extra scan runs (name -> settings overrides, e.g. mutual
+    top-k), each compared with the naive pipeline and with the plain scan."""
+    plans = {"scan": settings, **{name: {**settings, **extra} for name, extra in (variants or {}).items()}}
+    runs: dict[str, list[dict[str, Any]]] = {"naive": [], **{name: [] for name in plans}}
     for _ in range(repeats):
         if naive and (not runs["naive"] or runs["naive"][-1].get("finished")):
             runs["naive"].append(run_side("naive", docs, settings, cap))
-        runs["scan"].append(run_side("scan", docs, settings, None))
-    for side, got in runs.items():
-        if got:
-            sides[side] = median_run(got)
+        for name, plan in plans.items():
+            runs[name].append({**run_side("scan", docs, plan, None), "side": name})
+    sides = {side: median_run(got) for side, got in runs.items() if got}
     planted = [list(p) for p in corpus.planted]
     row: dict[str, Any] = {"size": size, "corpus_sentences": corpus.sentences, "documents": len(corpus.docs),
-                           "background_spliced": corpus.background_spliced}
+                           "background_spliced": corpus.background_spliced, "variants": variants or {}}
     for res in sides.values():
         if res.get("finished"):
             res["sentences_per_s"] = round(res["sentences"] / res["wall_seconds"], 1)
             res["cross_encoded_per_sentence"] = round(res["pairs_cross_encoded"] / max(res["sentences"], 1), 4)
             res["planted_flagged"] = planted_found(res["flagged"], planted)
-    scan, base = sides["scan"], sides.get("naive")
-    if base is not None and base.get("finished") and scan.get("finished"):
-        row["ratio_naive_over_scan"] = round(base["wall_seconds"] / scan["wall_seconds"], 2)
-        row["recall_vs_naive"] = recall(scan["flagged"], base["flagged"])
-        row["missed_vs_naive"] = sorted({pair_key(*p) for p in base["flagged"]} - {pair_key(*p) for p in scan["flagged"]})[:20]
+    base, plain = sides.get("naive"), sides["scan"]
+    for name in plans:
+        res = sides[name]
+        if not res.get("finished"):
+            continue
+        if base is not None and base.get("finished"):
+            res["ratio_naive_over_this"] = round(base["wall_seconds"] / res["wall_seconds"], 2)
+            res["recall_vs_naive"] = recall(res["flagged"], base["flagged"])
+            res["missed_vs_naive"] = sorted({pair_key(*p) for p in base["flagged"]} - {pair_key(*p) for p in res["flagged"]})[:20]
+        if name != "scan" and plain.get("finished"):
+            res["recall_vs_plain_scan"] = recall(res["flagged"], plain["flagged"])
+    if "ratio_naive_over_this" in plain:
+        row["ratio_naive_over_scan"], row["recall_vs_naive"] = plain["ratio_naive_over_this"], plain["recall_vs_naive"]
     for res in sides.values():
         res.pop("flagged", None)
     return {**row, **sides}
@@ -124,30 +133,33 @@ def bench_size(size: int, corpus: Corpus, docs: Path, settings: dict[str, Any], 
 
 def fmt_side(size: int, res: dict[str, Any]) -> str:
     if not res.get("finished"):
-        return f"{size:>8} {res['side']:<6} did not finish: {res['reason']}"
+        return f"{size:>8} {res['side']:<13} did not finish: {res['reason']}"
     st = res["stages"]
 
     def rate(stage: str) -> str:
         s = st.get(stage, {})
         return f"{s['useful_gflops']:.1f}" if "useful_gflops" in s else "-"
 
-    return (f"{size:>8} {res['side']:<6} {res['wall_seconds']:>8.1f} {res['peak_rss_mb']:>8.0f} "
+    def num(key: str) -> str:
+        value = res.get(key)
+        return "-" if value is None else f"{value:.4f}" if isinstance(value, float) and key.startswith("recall") else str(value)
+
+    return (f"{size:>8} {res['side']:<13} {res['wall_seconds']:>8.1f} {res['peak_rss_mb']:>8.0f} "
             f"{res['sentences_per_s']:>8.1f} {res['pairs_cross_encoded']:>8} {res['pairs_flagged']:>7} "
-            f"{rate('embed'):>6}/{rate('verify'):<6} {res['matmul_gflops']:>6.1f}")
+            f"{rate('embed'):>6}/{rate('verify'):<6} {res['matmul_gflops']:>6.1f} {num('ratio_naive_over_this'):>7} "
+            f"{num('recall_vs_naive'):>7}")
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    click.echo(f"{'size':>8} {'side':<6} {'wall s':>8} {'RSS MB':>8} {'sent/s':>8} {'x-enc':>8} {'flagged':>7} "
-               f"{'GFLOPS emb/ver':>13} {'matmul':>6}")
+    """One line per side: wall time (median), peak RSS, sentences/s, pairs cross-encoded and flagged, useful
+    GFLOPS of the embed/verify stages, the matmul rate measured in the same process, naive/this time ratio,
+    and the recall of the naive pipeline's flagged pairs."""
+    click.echo(f"{'size':>8} {'side':<13} {'wall s':>8} {'RSS MB':>8} {'sent/s':>8} {'x-enc':>8} {'flagged':>7} "
+               f"{'GFLOPS emb/ver':>13} {'matmul':>6} {'naive/x':>7} {'recall':>7}")
     for row in results:
-        size = row["size"]
-        for side in ("naive", "scan"):
+        for side in ("naive", "scan", *row.get("variants", {})):
             if side in row:
-                click.echo(fmt_side(size, row[side]))
-        if "ratio_naive_over_scan" in row:
-            rec = row["recall_vs_naive"]
-            click.echo(f"{'':>8} naive/scan {row['ratio_naive_over_scan']:.2f}x   recall of naive's flagged pairs: "
-                       f"{'n/a (none flagged)' if rec is None else f'{rec:.4f}'}")
+                click.echo(fmt_side(row["size"], row[side]))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,15 +172,17 @@ def print_table(results: list[dict[str, Any]]) -> None:
 @click.option("--engine", default="auto", type=click.Choice(["auto", "local", "ray"]), show_default=True, help="scan's engine.")
 @click.option("--mutual", is_flag=True, help="scan with mutual top-k candidates.")
 @click.option("--budget", type=float, default=None, help="scan with at most this many candidate pairs per sentence.")
+@click.option("--also-mutual", is_flag=True, help="Also run scan with mutual top-k, compared with the plain scan.")
+@click.option("--also-budget", type=float, default=None, help="Also run scan with this candidate budget per sentence.")
 @click.option("--search-only", "search_only", type=int, default=None, help="Only benchmark candidate search on N synthetic vectors.")
-@click.option("--search", "search", default="auto", type=click.Choice(["auto", "exact", "faiss"]), show_default=True,
-              help="With --search-only: the search to time (auto: exact below 200k vectors, FAISS above).")
-@click.option("--nprobe", type=int, default=32, show_default=True, help="With --search-only: FAISS lists probed per query.")
+@click.option("--search", "search", default="auto", type=click.Choice(["auto", "exact", "ivf", "faiss"]), show_default=True,
+              help="With --search-only: the search to time (auto: exact below 200k vectors, ivf above).")
+@click.option("--nprobe", type=int, default=16, show_default=True, help="With --search-only: lists probed per query (ivf, faiss).")
 @click.option("--faiss-threads", type=int, default=None, help="With --search-only: FAISS OpenMP threads (default: all cores).")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None, help="Where corpora are written (default: a temp dir).")
 @click.option("--seed", default=0, show_default=True)
 def main(sizes: str, repeats: int, out: str, data_dir: str, baseline_cap: float, no_baseline: bool, engine: str,
-         mutual: bool, budget: float | None, search_only: int | None, search: str, nprobe: int, faiss_threads: int | None,
+         mutual: bool, budget: float | None, also_mutual: bool, also_budget: float | None, search_only: int | None, search: str, nprobe: int, faiss_threads: int | None,
          work_dir: str | None, seed: int) -> None:
     """Time scan against the naive pipeline (or candidate search alone) and write JSON results.
 
@@ -177,11 +191,16 @@ def main(sizes: str, repeats: int, out: str, data_dir: str, baseline_cap: float,
     if search_only:
         from pipelines.bench_search import search_benchmark
 
-        result = search_benchmark(search_only, search=search, seed=seed, faiss_nprobe=nprobe, faiss_threads=faiss_threads)
+        result = search_benchmark(search_only, search=search, seed=seed, nprobe=nprobe, faiss_threads=faiss_threads)
         click.echo(json.dumps(result, indent=2))
         _write(out, {"search_only": result})
         return
     settings = {"engine": engine, "mutual": mutual or None, "budget": budget}
+    variants: dict[str, dict[str, Any]] = {}
+    if also_mutual:
+        variants["scan+mutual"] = {"mutual": True}
+    if also_budget:
+        variants[f"scan+budget{also_budget:g}"] = {"budget": also_budget}
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-corpus-", dir=work_dir) as tmp:
         for size in [int(s) for s in sizes.split(",") if s.strip()]:
@@ -189,9 +208,9 @@ def main(sizes: str, repeats: int, out: str, data_dir: str, baseline_cap: float,
             docs = corpus.write(Path(tmp) / f"corpus-{size}")
             click.echo(f"corpus {size}: {len(corpus.docs)} documents, {len(corpus.planted)} planted pairs, "
                        f"{corpus.background_spliced} spliced background sentences", err=True)
-            results.append(bench_size(size, corpus, docs, settings, repeats, baseline_cap, not no_baseline))
+            results.append(bench_size(size, corpus, docs, settings, repeats, baseline_cap, not no_baseline, variants))
     print_table(results)
-    _write(out, {"settings": settings, "repeats": repeats, "results": results})
+    _write(out, {"settings": settings, "variants": variants, "repeats": repeats, "results": results})
 
 
 def _write(out: str, payload: dict[str, Any]) -> None:

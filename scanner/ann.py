@@ -1,12 +1,20 @@
-"""Approximate neighbour search for large collections: a FAISS inverted-file index over unit vectors.
+"""Approximate neighbour search for large collections: inverted lists (IVF) over unit vectors.
 
 Exact search costs n x n dot products: at a million 384-d vectors that is about 8e14 FLOPs, hours on two
-cores. An inverted-file index (IVF) clusters the vectors into ``nlist`` lists and compares each query only
-with the vectors of its ``nprobe`` nearest lists, so the cost grows about linearly with n, and memory is the
-vectors themselves plus a small table of centroids (float32: 1.5 GB per million 384-d vectors).
+cores. An inverted-file index clusters the vectors into ``nlist`` lists and compares a query only with the
+vectors of the ``nprobe`` lists nearest to it, so the cost is about n x nprobe x n / nlist: with nlist ~
+sqrt(n), it grows as n^1.5 instead of n^2, and memory is the vectors plus a table of centroids.
+
+Two implementations, both returning the same directed edges as the exact search:
+
+* ``ivf_neighbours`` (numpy only, the default for large inputs): spherical k-means, then for each list one
+  matrix product of its members against the members of the ``nprobe`` lists nearest to its centroid. Every
+  product is a large BLAS call, so it runs at the machine's matmul rate;
+* ``faiss_neighbours`` (the ``faiss`` extra): FAISS ``IndexIVFFlat``, probing per query. On this 2-core
+  machine its per-query scanning reached only a few GFLOPS (see README, Performance).
 
 Approximate: a true neighbour in a list that was not probed is missed. ``pipelines.benchmark --search-only``
-measures the recall against exact search. Needs the ``faiss`` extra (``pip install faiss-cpu``).
+measures the recall against exact search.
 """
 
 from __future__ import annotations
@@ -73,7 +81,7 @@ def faiss_neighbours(
     if config.faiss_threads:
         import_faiss().omp_set_num_threads(config.faiss_threads)
     index = build_index(emb)
-    index.nprobe = min(config.faiss_nprobe, index.nlist)
+    index.nprobe = min(config.nprobe, index.nlist)
     ask = min(n, 3 * config.top_k + 1)
     out_i, out_j, out_s = [], [], []
     for start in range(0, n, _QUERY_CHUNK):
@@ -90,5 +98,65 @@ def faiss_neighbours(
         out_i.append(np.broadcast_to(q, found.shape)[ok])
         out_j.append(found[ok])
         out_s.append(scores[ok])
+    return (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
+            np.concatenate(out_s).astype(np.float32))
+
+
+def spherical_kmeans(vectors: np.ndarray, nlist: int, iters: int = 8, seed: int = 0,
+                     sample: int = _TRAIN_PER_LIST) -> np.ndarray:
+    """``nlist`` unit centroids from k-means on cosine, trained on up to ``sample x nlist`` rows."""
+    rng = np.random.default_rng(seed)
+    n = len(vectors)
+    train = vectors if n <= nlist * sample else vectors[np.sort(rng.choice(n, nlist * sample, replace=False))]
+    centroids = train[rng.choice(len(train), nlist, replace=False)].copy()
+    for _ in range(iters):
+        assign = nearest_centroid(train, centroids)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, assign, train)
+        counts = np.bincount(assign, minlength=nlist)
+        empty = counts == 0
+        sums[empty] = train[rng.choice(len(train), int(empty.sum()), replace=False)]
+        centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return centroids.astype(np.float32)
+
+
+def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray, chunk: int = 16_384) -> np.ndarray:
+    return np.concatenate([np.argmax(vectors[s : s + chunk] @ centroids.T, axis=1)
+                           for s in range(0, len(vectors), chunk)]) if len(vectors) else np.zeros(0, np.int64)
+
+
+def ivf_neighbours(
+    vectors: np.ndarray, groups: np.ndarray, config: CandidateConfig, keys: np.ndarray | None = None,
+    query_chunk: int = 2048,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Directed top-k edges like the exact search, comparing each list's members with the members of the
+    ``config.nprobe`` lists whose centroids are nearest to that list's centroid (numpy, BLAS-sized products)."""
+    from scanner.candidates import _chunk_hits, _top_k_per_row
+
+    emb = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(emb)
+    k = min(config.top_k, n - 1)
+    nlist = max(1, min(int(np.sqrt(n)), n // _TRAIN_PER_LIST))
+    centroids = spherical_kmeans(emb, nlist)
+    assign = nearest_centroid(emb, centroids)
+    order = np.argsort(assign, kind="stable")
+    bounds = np.searchsorted(assign[order], np.arange(nlist + 1))
+    members = [order[bounds[c] : bounds[c + 1]] for c in range(nlist)]
+    probe = min(config.nprobe, nlist)
+    near = np.argsort(-(centroids @ centroids.T), axis=1, kind="stable")[:, :probe]
+    out_i, out_j, out_s = [], [], []
+    for c in range(nlist):
+        if not len(members[c]):
+            continue
+        cand = np.concatenate([members[p] for p in near[c]])
+        for qs in range(0, len(members[c]), query_chunk):
+            q_idx = members[c][qs : qs + query_chunk]
+            r, col, sc = _chunk_hits(emb[q_idx] @ emb[cand].T, q_idx, cand, groups, keys, config, k)
+            keep = _top_k_per_row(r, col, sc, k)
+            out_i.append(q_idx[r[keep]])
+            out_j.append(col[keep])
+            out_s.append(sc[keep])
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
             np.concatenate(out_s).astype(np.float32))

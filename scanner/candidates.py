@@ -11,8 +11,8 @@ Both return each unordered pair once as ``i < j`` (row numbers into the sentence
 
 Two optional limits keep the cross-encoder to the pairs most likely to be paraphrases: ``mutual`` keeps a
 pair only when each sentence is among the other's top-k, and ``budget`` caps the neighbour pairs at that many
-per searched sentence, keeping the highest cosines. Above ``faiss_min_rows`` searched rows (with
-``search="auto"``) the search runs on a FAISS inverted-file index (``scanner.ann``) instead of exactly.
+per searched sentence, keeping the highest cosines. From ``ann_min_rows`` searched rows on (with
+``search="auto"``) the search is approximate, over clusters (``scanner.ann``), instead of exact.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from scanner.errors import ConfigError
 
 Scope = Literal["cross", "within", "all"]
 SCOPES = ("cross", "within", "all")
-SearchKind = Literal["auto", "exact", "faiss"]
-SEARCHES = ("auto", "exact", "faiss")
+SearchKind = Literal["auto", "exact", "ivf", "faiss"]
+SEARCHES = ("auto", "exact", "ivf", "faiss")
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,12 @@ class CandidateConfig:
     mutual: bool = False
     #: at most this many neighbour pairs per searched sentence, highest cosine first; None: no cap
     budget: float | None = None
-    #: ``exact`` (chunked brute force), ``faiss`` (approximate, needs the faiss extra) or ``auto``
+    #: ``exact`` (chunked brute force), ``ivf`` (approximate: clustered, numpy), ``faiss`` (approximate, needs
+    #: the faiss extra) or ``auto`` (exact below ``ann_min_rows`` searched rows, ivf from there on)
     search: SearchKind = "auto"
-    #: with ``search="auto"``, FAISS is used from this many searched rows on (exact costs grow as n squared)
-    faiss_min_rows: int = 200_000
-    #: FAISS inverted lists probed per query: more is slower and closer to exact
-    faiss_nprobe: int = 32
+    ann_min_rows: int = 200_000
+    #: lists (clusters) probed per query by ``ivf`` and ``faiss``: more is slower and closer to exact
+    nprobe: int = 16
     #: OpenMP threads for FAISS; None: its default (all cores). On a machine busy with other work, 1 can be
     #: several times faster than more (OpenMP threads spin-wait for each other)
     faiss_threads: int | None = None
@@ -74,9 +74,11 @@ class CandidateConfig:
         if self.search not in SEARCHES:
             raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
 
-    def use_faiss(self, rows: int) -> bool:
-        """Whether a search over ``rows`` vectors goes to FAISS."""
-        return self.search == "faiss" or (self.search == "auto" and rows >= self.faiss_min_rows)
+    def method(self, rows: int) -> str:
+        """The search a collection of ``rows`` vectors gets: ``exact``, ``ivf`` or ``faiss``."""
+        if self.search != "auto":
+            return self.search
+        return "ivf" if rows >= self.ann_min_rows else "exact"
 
 
 def normalise(text: str) -> str:
@@ -170,11 +172,12 @@ def neighbour_pairs(
     rows = np.flatnonzero(active) if active is not None else np.arange(n)
     if len(rows) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if config.use_faiss(len(rows)):
-        from scanner.ann import faiss_neighbours
+    method = config.method(len(rows))
+    if method != "exact":
+        from scanner.ann import faiss_neighbours, ivf_neighbours
 
-        qi, qj, qs = faiss_neighbours(emb[rows], np.asarray(groups)[rows], config,
-                                      None if keys is None else np.asarray(keys)[rows])
+        search = faiss_neighbours if method == "faiss" else ivf_neighbours
+        qi, qj, qs = search(emb[rows], np.asarray(groups)[rows], config, None if keys is None else np.asarray(keys)[rows])
         return select_pairs(rows[qi], rows[qj], qs, config, len(rows))
     sub, sub_groups = emb[rows], np.asarray(groups)[rows]
     sub_keys = np.asarray(keys)[rows] if keys is not None else None
@@ -182,9 +185,10 @@ def neighbour_pairs(
     out_i, out_j, out_s = [], [], []
     for qs in range(0, len(rows), config.query_chunk):
         qe = min(qs + config.query_chunk, len(rows))
-        hits = [_chunk_hits(sub[qs:qe] @ sub[cs : min(cs + config.corpus_chunk, len(rows))].T, qs, cs,
-                            sub_groups, sub_keys, config, k)
-                for cs in range(0, len(rows), config.corpus_chunk)]
+        q_idx = np.arange(qs, qe)
+        hits = [_chunk_hits(sub[qs:qe] @ sub[c_idx].T, q_idx, c_idx, sub_groups, sub_keys, config, k)
+                for c_idx in (np.arange(cs, min(cs + config.corpus_chunk, len(rows)))
+                              for cs in range(0, len(rows), config.corpus_chunk))]
         r, c, sc = (np.concatenate(parts) for parts in zip(*hits, strict=True))
         keep = _top_k_per_row(r, c, sc, k)
         out_i.append(r[keep] + qs)
@@ -195,9 +199,10 @@ def neighbour_pairs(
     return select_pairs(i, j, np.concatenate(out_s), config, len(rows))
 
 
-def _chunk_hits(scores: np.ndarray, qs: int, cs: int, groups: np.ndarray, keys: np.ndarray | None,
-                config: CandidateConfig, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The allowed (query row in chunk, corpus row, score) entries of one score block at or above the floor.
+def _chunk_hits(scores: np.ndarray, q_idx: np.ndarray, c_idx: np.ndarray, groups: np.ndarray,
+                keys: np.ndarray | None, config: CandidateConfig, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The allowed (position in ``q_idx``, corpus row, score) entries of one score block (rows ``q_idx`` x
+    columns ``c_idx``) at or above the floor.
 
     At a useful floor almost every score is below it, so the block is thresholded first and the self, scope
     and identical-text filters run only on the few survivors; with a low floor (many survivors) the block is
@@ -206,7 +211,6 @@ def _chunk_hits(scores: np.ndarray, qs: int, cs: int, groups: np.ndarray, keys: 
     n_q, n_c = scores.shape
     r, c = np.nonzero(scores >= config.min_cosine)
     if len(r) > 4 * k * n_q:  # dense: mask the whole block, then keep each row's top k
-        q_idx, c_idx = np.arange(qs, qs + n_q), np.arange(cs, cs + n_c)
         bad = (q_idx[:, None] == c_idx[None, :]) | ~_scope_ok(groups[q_idx, None], groups[None, c_idx], config.scope)
         if keys is not None:
             bad |= keys[q_idx, None] == keys[None, c_idx]
@@ -216,8 +220,8 @@ def _chunk_hits(scores: np.ndarray, qs: int, cs: int, groups: np.ndarray, keys: 
         r = np.broadcast_to(np.arange(n_q)[:, None], c.shape)
         s = np.take_along_axis(scores, c, axis=1)
         ok = s >= config.min_cosine
-        return r[ok], c[ok] + cs, s[ok]
-    qa, cb = r + qs, c + cs
+        return r[ok], c_idx[c[ok]], s[ok]
+    qa, cb = q_idx[r], c_idx[c]
     ok = (qa != cb) & _scope_ok(groups[qa], groups[cb], config.scope)
     if keys is not None:
         ok &= keys[qa] != keys[cb]
