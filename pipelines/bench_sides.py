@@ -201,8 +201,8 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
     out = _side_result("scan", total, counts["sentences"], counts["candidate_pairs"], counts["pairs_cross_encoded"],
                        flagged, result.metadata["threshold"], AutoConfig.from_pretrained(emb_path, local_files_only=True),
                        AutoConfig.from_pretrained(ce_cfg.model, local_files_only=True), rss,
-                       (emb_lens, token_batches(emb_lens, emb_cfg.max_tokens, emb_cfg.batch_size), timings.get("embed", 0.0)),
-                       (ce_lens, token_batches(ce_lens, ce_cfg.max_tokens, ce_cfg.batch_size), timings.get("verify", 0.0)))
+                       (emb_lens, token_batches(emb_lens, emb_cfg.max_tokens, emb_cfg.batch_size, emb_cfg.max_padding), timings.get("embed", 0.0)),
+                       (ce_lens, token_batches(ce_lens, ce_cfg.max_tokens, ce_cfg.batch_size, ce_cfg.max_padding), timings.get("verify", 0.0)))
     out.update(counts=counts, timings=timings, engine=result.metadata["engine"])
     return out
 
