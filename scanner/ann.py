@@ -7,9 +7,9 @@ sqrt(n), it grows as n^1.5 instead of n^2, and memory is the vectors plus a tabl
 
 Two implementations, both returning the same directed edges as the exact search:
 
-* ``ivf_neighbours`` (numpy only, the default for large inputs): spherical k-means, then for each list one
-  matrix product of its members against the members of the ``nprobe`` lists nearest to its centroid. Every
-  product is a large BLAS call, so it runs at the machine's matmul rate;
+* ``ivf_neighbours`` (numpy only, the default for large inputs): spherical k-means; each query probes its
+  ``nprobe`` nearest lists, and the queries are grouped by list so that each list costs one matrix product
+  (its probing queries x its members): large BLAS calls, close to the machine's matmul rate;
 * ``faiss_neighbours`` (the ``faiss`` extra): FAISS ``IndexIVFFlat``, probing per query. On this 2-core
   machine its per-query scanning reached only a few GFLOPS (see README, Performance).
 
@@ -127,10 +127,11 @@ def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray, chunk: int = 16
 
 def ivf_neighbours(
     vectors: np.ndarray, groups: np.ndarray, config: CandidateConfig, keys: np.ndarray | None = None,
-    query_chunk: int = 2048,
+    query_chunk: int = 65_536,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Directed top-k edges like the exact search, comparing each list's members with the members of the
-    ``config.nprobe`` lists whose centroids are nearest to that list's centroid (numpy, BLAS-sized products)."""
+    """Directed top-k edges like the exact search, comparing each query with the members of the
+    ``config.nprobe`` lists whose centroids are nearest to it. Queries are grouped by probed list, so each
+    comparison is one BLAS product (queries probing list L) x (members of L)."""
     from scanner.candidates import _chunk_hits, _top_k_per_row
 
     emb = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -143,17 +144,27 @@ def ivf_neighbours(
     bounds = np.searchsorted(assign[order], np.arange(nlist + 1))
     members = [order[bounds[c] : bounds[c + 1]] for c in range(nlist)]
     probe = min(config.nprobe, nlist)
-    near = np.argsort(-(centroids @ centroids.T), axis=1, kind="stable")[:, :probe]
     out_i, out_j, out_s = [], [], []
-    for c in range(nlist):
-        if not len(members[c]):
-            continue
-        cand = np.concatenate([members[p] for p in near[c]])
-        for qs in range(0, len(members[c]), query_chunk):
-            q_idx = members[c][qs : qs + query_chunk]
-            r, col, sc = _chunk_hits(emb[q_idx] @ emb[cand].T, q_idx, cand, groups, keys, config, k)
+    for qs in range(0, n, query_chunk):
+        queries = np.arange(qs, min(n, qs + query_chunk))
+        sims = emb[queries] @ centroids.T
+        probes = np.argpartition(-sims, probe - 1, axis=1)[:, :probe] if probe < nlist else np.broadcast_to(np.arange(nlist), sims.shape)
+        flat_list, flat_q = probes.ravel(), np.repeat(queries, probe)
+        by_list = np.argsort(flat_list, kind="stable")
+        cuts = np.searchsorted(flat_list[by_list], np.arange(nlist + 1))
+        rows, cols, scores = [], [], []
+        for c in range(nlist):
+            q_idx = flat_q[by_list[cuts[c] : cuts[c + 1]]]
+            if not len(q_idx) or not len(members[c]):
+                continue
+            r, col, sc = _chunk_hits(emb[q_idx] @ emb[members[c]].T, q_idx, members[c], groups, keys, config, k)
+            rows.append(q_idx[r])
+            cols.append(col)
+            scores.append(sc)
+        if rows:
+            r, col, sc = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
             keep = _top_k_per_row(r, col, sc, k)
-            out_i.append(q_idx[r[keep]])
+            out_i.append(r[keep])
             out_j.append(col[keep])
             out_s.append(sc[keep])
     if not out_i:
