@@ -8,6 +8,11 @@ Two sources of pairs:
 
 Both return each unordered pair once as ``i < j`` (row numbers into the sentence table), filtered by scope:
 ``cross`` keeps pairs from different documents, ``within`` pairs inside one document, ``all`` both.
+
+Two optional limits keep the cross-encoder to the pairs most likely to be paraphrases: ``mutual`` keeps a
+pair only when each sentence is among the other's top-k, and ``budget`` caps the neighbour pairs at that many
+per searched sentence, keeping the highest cosines. From ``ann_min_rows`` searched rows on (with
+``search="auto"``) the search is approximate, over clusters (``scanner.ann``), instead of exact.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from scanner.errors import ConfigError
 
 Scope = Literal["cross", "within", "all"]
 SCOPES = ("cross", "within", "all")
+SearchKind = Literal["auto", "exact", "ivf", "faiss"]
+SEARCHES = ("auto", "exact", "ivf", "faiss")
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,19 @@ class CandidateConfig:
     min_words: int = 4
     query_chunk: int = 1024
     corpus_chunk: int = 16384
+    #: keep a pair only when both sentences have each other among their top-k (fewer pairs, lower recall)
+    mutual: bool = False
+    #: at most this many neighbour pairs per searched sentence, highest cosine first; None: no cap
+    budget: float | None = None
+    #: ``exact`` (chunked brute force), ``ivf`` (approximate: clustered, numpy), ``faiss`` (approximate, needs
+    #: the faiss extra) or ``auto`` (exact below ``ann_min_rows`` searched rows, ivf from there on)
+    search: SearchKind = "auto"
+    ann_min_rows: int = 200_000
+    #: lists (clusters) probed per query by ``ivf`` and ``faiss``: more is slower and closer to exact
+    nprobe: int = 16
+    #: OpenMP threads for FAISS; None: its default (all cores). On a machine busy with other work, 1 can be
+    #: several times faster than more (OpenMP threads spin-wait for each other)
+    faiss_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -49,6 +69,16 @@ class CandidateConfig:
             raise ConfigError(f"--top-k must be at least 1, got {self.top_k}")
         if not -1.0 <= self.min_cosine <= 1.0:
             raise ConfigError(f"--min-cosine must be in [-1, 1], got {self.min_cosine}")
+        if self.budget is not None and self.budget <= 0:
+            raise ConfigError(f"--candidate-budget must be positive, got {self.budget}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
+
+    def method(self, rows: int) -> str:
+        """The search a collection of ``rows`` vectors gets: ``exact``, ``ivf`` or ``faiss``."""
+        if self.search != "auto":
+            return self.search
+        return "ivf" if rows >= self.ann_min_rows else "exact"
 
 
 def normalise(text: str) -> str:
@@ -78,6 +108,28 @@ def _canonical(i: np.ndarray, j: np.ndarray, *values: np.ndarray) -> tuple[np.nd
         return (lo, hi, *values)
     _, first = np.unique(key, axis=0, return_index=True)
     return (lo[first], hi[first], *(v[first] for v in values))
+
+
+def select_pairs(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, config: CandidateConfig,
+                 searched: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From directed neighbour edges (i -> j: j is among i's top-k), the candidate pairs: each unordered pair
+    once (i < j, sorted), only pairs found from both sides when ``config.mutual``, and at most
+    ``config.budget * searched`` pairs (highest cosine first, ties by (i, j)) when a budget is set."""
+    lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
+    cos = np.asarray(cosine, dtype=np.float32)
+    if len(lo) == 0:
+        return lo, hi, cos
+    key = np.stack([lo, hi], axis=1)
+    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    if config.mutual:
+        first = first[counts >= 2]
+    lo, hi, cos = lo[first], hi[first], cos[first]
+    if config.budget is not None:
+        cap = max(1, int(config.budget * searched))
+        if len(lo) > cap:
+            keep = np.sort(np.lexsort((hi, lo, -cos))[:cap])
+            lo, hi, cos = lo[keep], hi[keep], cos[keep]
+    return lo, hi, cos
 
 
 def exact_pairs(keys: np.ndarray, groups: np.ndarray, scope: Scope, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -120,39 +172,69 @@ def neighbour_pairs(
     rows = np.flatnonzero(active) if active is not None else np.arange(n)
     if len(rows) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    method = config.method(len(rows))
+    if method != "exact":
+        from scanner.ann import faiss_neighbours, ivf_neighbours
+
+        search = faiss_neighbours if method == "faiss" else ivf_neighbours
+        qi, qj, qs = search(emb[rows], np.asarray(groups)[rows], config, None if keys is None else np.asarray(keys)[rows])
+        return select_pairs(rows[qi], rows[qj], qs, config, len(rows))
     sub, sub_groups = emb[rows], np.asarray(groups)[rows]
     sub_keys = np.asarray(keys)[rows] if keys is not None else None
     k = min(config.top_k, len(rows) - 1)
     out_i, out_j, out_s = [], [], []
     for qs in range(0, len(rows), config.query_chunk):
         qe = min(qs + config.query_chunk, len(rows))
-        best_s = np.full((qe - qs, k), -np.inf, dtype=np.float32)
-        best_j = np.full((qe - qs, k), -1, dtype=np.int64)
         q_idx = np.arange(qs, qe)
-        for cs in range(0, len(rows), config.corpus_chunk):
-            ce = min(cs + config.corpus_chunk, len(rows))
-            scores = sub[qs:qe] @ sub[cs:ce].T
-            c_idx = np.arange(cs, ce)
-            bad = q_idx[:, None] == c_idx[None, :]
-            bad |= ~_scope_ok(sub_groups[qs:qe, None], sub_groups[None, cs:ce], config.scope)
-            if sub_keys is not None:
-                bad |= sub_keys[qs:qe, None] == sub_keys[None, cs:ce]
-            scores[bad] = -np.inf
-            take = min(k, ce - cs)
-            part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, axis=1)], axis=1)
-            cand_j = np.concatenate([best_j, part + cs], axis=1)
-            keep = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
-            best_s = np.take_along_axis(cand_s, keep, axis=1)
-            best_j = np.take_along_axis(cand_j, keep, axis=1)
-        ok = best_s >= config.min_cosine
-        qi = np.broadcast_to(q_idx[:, None], best_s.shape)
-        out_i.append(qi[ok])
-        out_j.append(best_j[ok])
-        out_s.append(best_s[ok])
+        hits = [_chunk_hits(sub[qs:qe] @ sub[c_idx].T, q_idx, c_idx, sub_groups, sub_keys, config, k)
+                for c_idx in (np.arange(cs, min(cs + config.corpus_chunk, len(rows)))
+                              for cs in range(0, len(rows), config.corpus_chunk))]
+        r, c, sc = (np.concatenate(parts) for parts in zip(*hits, strict=True))
+        keep = _top_k_per_row(r, c, sc, k)
+        out_i.append(r[keep] + qs)
+        out_j.append(c[keep])
+        out_s.append(sc[keep])
     i = rows[np.concatenate(out_i)]
     j = rows[np.concatenate(out_j)]
-    return _canonical(i, j, np.concatenate(out_s).astype(np.float32))  # type: ignore[return-value]
+    return select_pairs(i, j, np.concatenate(out_s), config, len(rows))
+
+
+def _chunk_hits(scores: np.ndarray, q_idx: np.ndarray, c_idx: np.ndarray, groups: np.ndarray,
+                keys: np.ndarray | None, config: CandidateConfig, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The allowed (position in ``q_idx``, corpus row, score) entries of one score block (rows ``q_idx`` x
+    columns ``c_idx``) at or above the floor.
+
+    At a useful floor almost every score is below it, so the block is thresholded first and the self, scope
+    and identical-text filters run only on the few survivors; with a low floor (many survivors) the block is
+    first cut to each row's top-k, which bounds what is kept per block.
+    """
+    n_q, n_c = scores.shape
+    r, c = np.nonzero(scores >= config.min_cosine)
+    if len(r) > 4 * k * n_q:  # dense: mask the whole block, then keep each row's top k
+        bad = (q_idx[:, None] == c_idx[None, :]) | ~_scope_ok(groups[q_idx, None], groups[None, c_idx], config.scope)
+        if keys is not None:
+            bad |= keys[q_idx, None] == keys[None, c_idx]
+        scores[bad] = -np.inf
+        take = min(k, n_c)
+        c = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        r = np.broadcast_to(np.arange(n_q)[:, None], c.shape)
+        s = np.take_along_axis(scores, c, axis=1)
+        ok = s >= config.min_cosine
+        return r[ok], c_idx[c[ok]], s[ok]
+    qa, cb = q_idx[r], c_idx[c]
+    ok = (qa != cb) & _scope_ok(groups[qa], groups[cb], config.scope)
+    if keys is not None:
+        ok &= keys[qa] != keys[cb]
+    return r[ok], cb[ok], scores[r[ok], c[ok]]
+
+
+def _top_k_per_row(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each row's ``k`` best entries (highest score, then lowest column)."""
+    order = np.lexsort((cols, -scores, rows))
+    sorted_rows = rows[order]
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]) if len(order) else np.zeros(0, np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order[np.arange(len(order)) - first < k]
 
 
 def word_counts(texts: Sequence[str]) -> np.ndarray:

@@ -97,6 +97,11 @@ def cli() -> None:
               help="cross: pairs across documents (plagiarism); within: inside one document (redundancy); all: both.")
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), help="Cosine floor for candidates.  [default: 0.7]")
 @click.option("--top-k", type=click.IntRange(1), help="Candidate neighbours per sentence.  [default: 5]")
+@click.option("--mutual", is_flag=True, help="Keep a candidate pair only when each sentence is in the other's top-k.")
+@click.option("--candidate-budget", "budget", type=click.FloatRange(0, min_open=True), metavar="PAIRS",
+              help="At most this many candidate pairs per sentence, highest cosine first (bounds the cross-encoder's work).")
+@click.option("--search", type=click.Choice(["auto", "exact", "ivf", "faiss"]),
+              help="Neighbour search: exact, or approximate over clusters (ivf; faiss with the faiss extra).  [default: auto: ivf from 200k sentences]")
 @click.option("--min-words", type=click.IntRange(0), help="Ignore sentences shorter than this.  [default: 4]")
 @click.option("--keep-rejected", is_flag=True, help="Also report candidates the cross-encoder rejected (match=rejected).")
 @click.option("--max-file-size", type=click.FloatRange(0, min_open=True), metavar="MB",

@@ -40,12 +40,14 @@ def resolve_embedder(name: str) -> str:
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """Settings of the embed stage. ``max_tokens`` bounds a padded batch; ``batch_size`` caps its rows."""
+    """Settings of the embed stage. ``max_tokens`` bounds a padded batch; ``batch_size`` caps its rows;
+    ``max_padding`` caps the padding share of a batch (see ``scanner.batching.token_batches``)."""
 
     model: str = DEFAULT_EMBEDDER
     batch_size: int = 128
     max_tokens: int = 8192
     device: str = "auto"
+    max_padding: float = 0.2
 
 
 HASHING = "hashing"
@@ -130,7 +132,7 @@ class SentenceEmbedder:
         lengths = [min(len(ids), limit) for ids in self.model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for batch in token_batches(lengths, self.config.max_tokens, self.config.batch_size):
+            for batch in token_batches(lengths, self.config.max_tokens, self.config.batch_size, self.config.max_padding):
                 vecs = self.model.encode([texts[i] for i in batch], batch_size=len(batch), normalize_embeddings=True,
                                          convert_to_numpy=True, show_progress_bar=False)
                 out[batch] = vecs.astype(np.float32)

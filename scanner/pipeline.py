@@ -329,6 +329,8 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "cross_encoder": {"name": config.verify.model, "sha256": model_fingerprint(config.verify.model)},
         "threshold": stats["threshold"], "min_cosine": config.candidates.min_cosine, "top_k": config.candidates.top_k,
         "scope": config.candidates.scope, "min_words": config.candidates.min_words,
+        "mutual": config.candidates.mutual, "candidate_budget": config.candidates.budget,
+        "search": config.candidates.method(stats["sentences_searched"]),
         "keep_rejected": config.keep_rejected, "segmenter": segmenter, "engine": engine, "counts": counts,
         "timings": {**timer.timings, "total": round(time.perf_counter() - started, 3)},
     }

@@ -31,7 +31,7 @@ class VerifyConfig:
 
     ``threshold`` None means: the threshold recorded with the model (chosen on its validation slice).
     ``max_tokens`` bounds a padded batch (rows x longest row): larger uses more memory, and on a GPU more
-    parallelism; ``batch_size`` caps the rows.
+    parallelism; ``batch_size`` caps the rows; ``max_padding`` caps the padding share of a batch.
     """
 
     model: str = DEFAULT_CROSS_ENCODER
@@ -40,6 +40,7 @@ class VerifyConfig:
     max_tokens: int = 8192
     max_length: int = 128
     device: str = "auto"
+    max_padding: float = 0.2
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -151,6 +152,7 @@ def score_pairs(
     max_length: int = 128,
     max_tokens: int = 8192,
     batch_size: int = 128,
+    max_padding: float | None = 0.2,
 ) -> np.ndarray:
     """Paraphrase probabilities for pairs (a[i], b[i]), in input order, with length-sorted batches."""
     if len(a) != len(b):
@@ -162,7 +164,7 @@ def score_pairs(
     ids = enc["input_ids"]
     out = np.empty(len(ids), dtype=np.float32)
     with torch.inference_mode():
-        for batch in token_batches([len(x) for x in ids], max_tokens, batch_size):
+        for batch in token_batches([len(x) for x in ids], max_tokens, batch_size, max_padding):
             feats = tokenizer.pad({k: [enc[k][i] for i in batch] for k in enc}, return_tensors="pt")
             feats = {k: v.to(device) for k, v in feats.items()}
             out[batch] = paraphrase_probability(net(**feats).logits).cpu().numpy()
@@ -183,7 +185,8 @@ class CrossEncoderScorer:
     def score(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         c = self.config
         return score_pairs(
-            self.net, self.tokenizer, a, b, max_length=c.max_length, max_tokens=c.max_tokens, batch_size=c.batch_size
+            self.net, self.tokenizer, a, b, max_length=c.max_length, max_tokens=c.max_tokens, batch_size=c.batch_size,
+            max_padding=c.max_padding,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

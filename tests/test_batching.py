@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scanner.batching import token_batches
+from scanner.batching import MIN_ROWS, token_batches
 
 
 @given(st.lists(st.integers(0, 300), max_size=200), st.integers(1, 2000), st.integers(1, 64))
@@ -27,3 +27,23 @@ def test_longest_first_and_sorted():
 def test_rejects_bad_budget():
     with pytest.raises(ValueError, match="max_tokens"):
         token_batches([1, 2], max_tokens=0, max_rows=4)
+
+
+@given(st.lists(st.integers(1, 300), max_size=300), st.integers(1, 20000), st.integers(1, 256),
+       st.floats(0.0, 1.0))
+def test_padding_bound(lengths, max_tokens, max_rows, max_padding):
+    batches = token_batches(lengths, max_tokens, max_rows, max_padding)
+    flat = np.concatenate(batches) if batches else np.zeros(0, int)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    for b in batches:
+        real = sum(lengths[i] for i in b)
+        padded = len(b) * max(lengths[i] for i in b)
+        assert padded <= (1 + max_padding) * real + 1e-9 or len(b) <= MIN_ROWS
+        assert len(b) <= max_rows and (padded <= max_tokens or len(b) == 1)
+
+
+def test_padding_bound_splits_a_mixed_batch():
+    lengths = [100] * 10 + [20] * 10
+    assert [len(b) for b in token_batches(lengths, 10_000, 64)] == [20]  # 2000 padded for 1200 real
+    assert [len(b) for b in token_batches(lengths, 10_000, 64, max_padding=0.0)] == [10, 10]
+    assert [len(b) for b in token_batches(lengths, 10_000, 64, max_padding=0.2)] == [12, 8]  # 1200 <= 1.2 x 1040

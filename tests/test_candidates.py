@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner.candidates import CandidateConfig, exact_pairs, neighbour_pairs, normalise, text_key
+from scanner.candidates import CandidateConfig, exact_pairs, neighbour_pairs, normalise, select_pairs, text_key
 from scanner.errors import ConfigError
 
 
@@ -105,3 +105,80 @@ def test_normalisation_for_identity():
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(ConfigError):
         CandidateConfig(**kwargs)
+
+
+def mutual_oracle(emb, groups, config):
+    """Brute force: pairs where each row is among the other's top-k (and above the floor)."""
+    directed = set()
+    plain = oracle(emb, groups, CandidateConfig(top_k=config.top_k, min_cosine=config.min_cosine, scope=config.scope))
+    sims = emb @ emb.T
+    n = len(emb)
+    for i in range(n):
+        allowed = [j for j in range(n) if j != i and _allowed(groups, i, j, config.scope)]
+        for j in sorted(allowed, key=lambda j: (-sims[i, j], j))[: config.top_k]:
+            directed.add((i, j))
+    return {p for p in plain if (p[0], p[1]) in directed and (p[1], p[0]) in directed}
+
+
+def _allowed(groups, i, j, scope):
+    return scope == "all" or (scope == "cross") == (groups[i] != groups[j])
+
+
+@pytest.mark.parametrize("scope", ["cross", "within", "all"])
+@pytest.mark.parametrize("chunks", [(3, 7), (64, 64)])
+def test_mutual_top_k_equals_brute_force(scope, chunks):
+    rng = np.random.default_rng(11)
+    emb = unit(rng, 37, 6)
+    groups = rng.integers(0, 4, size=37)
+    config = CandidateConfig(top_k=3, min_cosine=0.0, scope=scope, mutual=True, query_chunk=chunks[0], corpus_chunk=chunks[1])
+    i, j, _ = neighbour_pairs(emb, groups, config)
+    assert set(zip(i.tolist(), j.tolist(), strict=True)) == mutual_oracle(emb, groups, config)
+
+
+def test_budget_keeps_the_highest_cosines():
+    rng = np.random.default_rng(5)
+    emb = unit(rng, 50, 6)
+    groups = np.arange(50)
+    plain = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0))
+    capped = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0, budget=0.5))
+    assert len(capped[0]) == 25 < len(plain[0])
+    kept = set(zip(capped[0].tolist(), capped[1].tolist(), strict=True))
+    assert kept <= set(zip(plain[0].tolist(), plain[1].tolist(), strict=True))
+    assert capped[2].min() >= np.sort(plain[2])[::-1][24] - 1e-6  # the 25 best survive
+    assert np.all(np.diff(capped[0]) >= 0)  # still sorted by (i, j)
+    roomy = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0, budget=100.0))
+    assert all(np.array_equal(a, b) for a, b in zip(roomy, plain, strict=True))
+
+
+def test_select_pairs_dedups_and_requires_both_directions():
+    i = np.array([0, 2, 1, 3, 3])
+    j = np.array([2, 0, 3, 1, 4])
+    cos = np.array([0.9, 0.9, 0.8, 0.8, 0.7], dtype=np.float32)
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(), searched=5)
+    assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 2), (1, 3), (3, 4)]
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(mutual=True), searched=5)
+    assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 2), (1, 3)]
+
+
+@pytest.mark.parametrize("kwargs", [{"budget": 0}, {"budget": -1.0}, {"search": "hnsw"}])
+def test_bad_limits_are_refused(kwargs):
+    with pytest.raises(ConfigError):
+        CandidateConfig(**kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limits", [{"mutual": True}, {"budget": 0.3}, {"mutual": True, "budget": 0.3}])
+def test_limited_candidates_flag_the_same_pairs_on_the_examples(examples_dir, local_engine, limits, tmp_path):
+    """On the bundled examples (13 candidates for 46 searched sentences), mutual top-k and a budget of 0.3 pairs
+    per sentence lose no flagged pair. A tighter budget would: it is a cost bound, not a free lunch."""
+    from scanner.pipeline import ScanConfig, run_scan
+
+    def flagged(**options):
+        result = run_scan([examples_dir], ScanConfig.from_options(cache_dir=str(tmp_path), **options), engine=local_engine)
+        rows = result.pairs.to_pylist()
+        return {(r["doc_a"], r["index_a"], r["doc_b"], r["index_b"], r["match"]) for r in rows}, result.counts
+
+    plain, plain_counts = flagged()
+    limited, counts = flagged(**limits)
+    assert plain and limited == plain
+    assert counts["pairs_cross_encoded"] <= plain_counts["pairs_cross_encoded"]

@@ -94,3 +94,17 @@ def test_local_engine_refuses_an_address(corpus, tmp_path):
     result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--address", "127.0.0.1:1",
                                       "--engine", "local"])
     assert result.exit_code == 2 and "--address needs the ray engine" in result.output
+
+
+@pytest.mark.parametrize("limits", [["--mutual"], ["--candidate-budget", "0.5"], ["--search", "ivf"], ["--search", "exact"]])
+def test_candidate_limits_and_search_options(corpus, tmp_path, limits):
+    from scanner.report import read_metadata
+
+    out = tmp_path / "r.parquet"
+    result = invoke(str(corpus), "--out", str(out), "-q", *FAST, *limits)
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out)
+    assert meta["mutual"] == ("--mutual" in limits)
+    assert meta["candidate_budget"] == (0.5 if "--candidate-budget" in limits else None)
+    assert meta["search"] == (limits[1] if "--search" in limits else "exact")
+    assert pq.read_table(out).num_rows == 1  # the one exact copy, whatever the candidate limits

@@ -1,0 +1,97 @@
+"""The benchmark harness: corpus construction, recall bookkeeping, the search benchmark, and one tiny end to
+end run of both sides (real models) through the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipelines.bench_search import search_benchmark
+from pipelines.benchmark import main, pair_key, recall
+from pipelines.corpus import CorpusConfig, build_corpus
+
+TOPICS = ["river", "mountain", "library", "engine", "garden", "harbour", "violin", "desert", "comet", "bakery"]
+
+
+def fake_data(root: Path, pairs_per_file: int = 30) -> Path:
+    """A shared/data look-alike: every file the readers expect, with distinct made-up sentences."""
+    n = 0
+
+    def rows(count: int) -> list[tuple[str, str, int]]:
+        nonlocal n
+        out = []
+        for _ in range(count):
+            t = TOPICS[n % len(TOPICS)]
+            a = f"The old {t} number {n} was admired by visitors from the {n % 7}th district for many years."
+            b = (f"For many years visitors from the {n % 7}th district admired old {t} number {n}." if n % 2 else
+                 f"The old district number {n} was admired by visitors from the {t} for many years.")
+            out.append((a, b, n % 2))
+            n += 1
+        return out
+
+    for sub, name in [("paws-wiki", "dev.tsv"), ("paws-wiki", "test.tsv"), ("paws-qqp", "train.tsv"),
+                      ("paws-qqp", "dev_and_test.tsv")]:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        body = "".join(f"{i}\t{a}\t{b}\t{label}\n" for i, (a, b, label) in enumerate(rows(pairs_per_file)))
+        (root / sub / name).write_text("id\tsentence1\tsentence2\tlabel\n" + body, encoding="utf-8")
+    (root / "mrpc").mkdir(exist_ok=True)
+    for split in ("train", "test"):
+        body = "".join(f"{label}\t{i}\t{i}\t{a}\t{b}\n" for i, (a, b, label) in enumerate(rows(pairs_per_file)))
+        (root / "mrpc" / f"msr_paraphrase_{split}.txt").write_text(
+            "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + body, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return fake_data(tmp_path_factory.mktemp("data"))
+
+
+def test_corpus_plants_reuse_across_documents(data_dir):
+    config = CorpusConfig(sentences=120, doc_sentences=20, verbatim_share=0.05, paraphrase_share=0.05, swap_share=0.05)
+    corpus = build_corpus(config, data_dir)
+    assert corpus.sentences == 120 and len(corpus.docs) == 6
+    kinds = [p[0] for p in corpus.planted]
+    assert kinds.count("paraphrase") == 6 and kinds.count("swap") == 6 and kinds.count("verbatim") == 6
+    for _kind, da, ta, db, tb in corpus.planted:
+        assert da != db and ta in corpus.docs[da] and tb in corpus.docs[db]
+    assert build_corpus(config, data_dir).docs == corpus.docs  # deterministic for a seed
+
+
+def test_corpus_beyond_the_data_splices_instead_of_repeating(data_dir):
+    corpus = build_corpus(CorpusConfig(sentences=400, paraphrase_share=0.0, swap_share=0.0, verbatim_share=0.0), data_dir)
+    background = [s for doc in corpus.docs.values() for s in doc]
+    assert corpus.background_spliced > 0
+    assert len(background) == 400 and len(set(background)) == 400
+
+
+def test_recall_compares_documents_and_normalised_text():
+    ref = [["a.txt", "The cat sat.", "b.txt", "A cat was sitting."], ["a.txt", "x y z w", "c.txt", "x y z w"]]
+    found = [["b.txt", "a cat was  sitting.", "a.txt", "the cat sat."]]
+    assert pair_key(*ref[0]) == pair_key(*found[0])
+    assert recall(found, ref) == 0.5
+    assert recall(found, []) is None
+
+
+def test_search_benchmark_exact_is_its_own_reference():
+    result = search_benchmark(1500, search="exact")
+    assert result["search"] == "exact" and result["planted_pairs"] > 0
+    assert result["recall_vs_exact"] == 1.0 and result["planted_recall"] == 1.0
+
+
+@pytest.mark.slow
+def test_benchmark_command_end_to_end(data_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["--sizes", "100", "--repeats", "1", "--data-dir", str(data_dir),
+                                       "--out", str(out), "--engine", "local"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["results"][0]
+    for side in ("naive", "scan"):
+        assert row[side]["finished"], row[side]
+        assert row[side]["sentences"] > 30 and row[side]["peak_rss_mb"] > 0
+        assert row[side]["stages"]["embed"]["tokens"] > 0
+    assert row["scan"]["planted_flagged"]["verbatim"] == [1, 1]  # the planted copy, found by hashing
+    assert "naive/x" in result.output and row["scan"]["ratio_naive_over_this"] > 0
