@@ -82,6 +82,23 @@ PAIRS = pa.schema(
     ]
 )
 
+#: a scan against a reference index (``scan --against``) writes PAIRS plus ``origin_a``: "reference" when side
+#: a is a sentence of the index (the source), "scanned" when both sides come from the scanned documents.
+#: Side b is always a scanned (new) document.
+REFERENCE_PAIRS = pa.schema([*PAIRS, pa.field("origin_a", pa.string(), nullable=False)])
+ORIGINS = ("reference", "scanned")
+
+
+def index_rows_schema(dim: int) -> pa.Schema:
+    """One row per sentence of a reference index segment file (``scanner.index``): the sentence, its
+    normalised-text hash (``candidates.text_key``), its word count and its unit vector."""
+    return pa.schema([
+        *SENTENCES,
+        pa.field("key", pa.int64(), nullable=False),
+        pa.field("words", pa.int32(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+    ])
+
 
 def conform(data: pa.Table | Mapping[str, Sequence[Any]], schema: pa.Schema, what: str) -> pa.Table:
     """Return ``data`` as a table with exactly ``schema``'s columns, in order, cast to its types.
