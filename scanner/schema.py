@@ -88,6 +88,17 @@ PAIRS = pa.schema(
 REFERENCE_PAIRS = pa.schema([*PAIRS, pa.field("origin_a", pa.string(), nullable=False)])
 ORIGINS = ("reference", "scanned")
 
+#: one row per reference sentence found by a query search (``scan search``, ``scanner.search``)
+SEARCH_HITS = pa.schema([
+    pa.field("query", pa.string(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),  # 1 = best, per query
+    *SENTENCES,  # the reference sentence: document, sentence number, offsets, text
+    pa.field("cosine", pa.float32(), nullable=False),
+    pa.field("score", pa.float32(), nullable=False),
+    pa.field("match", pa.string(), nullable=False),  # exact or paraphrase
+    pa.field("reason", pa.string(), nullable=False),
+])
+
 
 def index_rows_schema(dim: int) -> pa.Schema:
     """One row per sentence of a reference index segment file (``scanner.index``): the sentence, its
