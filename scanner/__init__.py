@@ -11,12 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ScanConfig", "ScanResult", "__version__", "run_scan", "scan"]
+__all__ = ["ReferenceConfig", "ReferenceIndex", "ScanConfig", "ScanResult", "__version__", "run_against", "run_scan",
+           "scan", "search", "update_index"]
+#: lazily imported names -> their module
+_LAZY = {"scan": "pipeline", "run_scan": "pipeline", "ScanConfig": "pipeline", "ScanResult": "pipeline",
+         "update_index": "index", "ReferenceIndex": "index", "run_against": "reference", "ReferenceConfig": "reference",
+         "search": "reference"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("scan", "run_scan", "ScanConfig", "ScanResult"):
-        from scanner import pipeline
+    if name in _LAZY:
+        import importlib
 
-        return getattr(pipeline, name)
+        return getattr(importlib.import_module(f"scanner.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'scanner' has no attribute {name!r}")
