@@ -288,7 +288,8 @@ def update_index(
         _record_read(read, docs, manifest, result)
     for doc in result.removed:
         docs.pop(doc, None)
-        skipped.pop(doc, None)
+        if doc not in result.skipped:  # pruned, not merely unreadable now
+            skipped.pop(doc, None)
     if not (result.added or result.changed or result.removed) and json.dumps(skipped, sort_keys=True) == skipped_before:
         return _finish(result, manifest, started)
     if rows is not None and rows.num_rows:  # else every file read was skipped
