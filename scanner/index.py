@@ -274,6 +274,8 @@ def update_index(
     found = {s.doc for s in sources}
     if prune:
         result.removed = sorted(d for d in docs if d.startswith(prefix) and d not in found)
+        for doc in [d for d in skipped if d.startswith(prefix) and d not in found]:
+            del skipped[doc]  # a file once unreadable and now gone
     rows = None
     if to_read:
         own = engine is None
