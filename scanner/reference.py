@@ -109,7 +109,8 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
 
     Returns the pairs (``new``, ``ref``, ``cosine``, ``exact``) with ``ref`` indexing the returned table of
     the reference rows they use (only those are kept, so memory does not grow with the index)."""
-    ex_new, ex_ref, nb_new, nb_ref, nb_cos = [np.zeros(0, np.int64)] * 4 + [np.zeros(0, np.float32)]
+    ex_new, ex_ref, nb_new, nb_ref = [np.zeros(0, np.int64)] * 4
+    ex_cos, nb_cos = np.zeros(0, np.float32), np.zeros(0, np.float32)
     kept: list[pa.Table] = []
     offset, k = 0, config.candidates.top_k
     for batch in index.batches(batch_rows, REF_COLUMNS):
@@ -120,6 +121,7 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
             match = np.flatnonzero((b_keys == keys[r]) & b_active)
             ex_new = np.r_[ex_new, np.full(len(match), r)]
             ex_ref = np.r_[ex_ref, match + offset]
+            ex_cos = np.r_[ex_cos, np.clip(vecs[match] @ emb[r], -1, 1)]
         qi, j, s = neighbour_pairs_between(emb[rows], vecs, config.candidates, keys[rows], b_keys, b_active)
         nb_new, nb_ref, nb_cos = top_k_per_query(np.r_[nb_new, rows[qi]], np.r_[nb_ref, j + offset], np.r_[nb_cos, s], k)
         kept.append(batch.drop_columns(["vector"]).append_column("gid", pa.array(np.arange(offset, offset + len(batch)))))
@@ -131,10 +133,10 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
     local = {g: i for i, g in enumerate(gids.tolist())}
     remap = np.vectorize(local.__getitem__, otypes=[np.int64])
     pairs = {
-        "ex_new": ex_new, "ex_ref": remap(ex_ref) if len(ex_ref) else ex_ref,
+        "ex_new": ex_new, "ex_ref": remap(ex_ref) if len(ex_ref) else ex_ref, "ex_cos": ex_cos,
         "nb_new": nb_new, "nb_ref": remap(nb_ref) if len(nb_ref) else nb_ref, "nb_cos": nb_cos,
     }
-    return pairs, ref if ref is not None else pa.table({c: [] for c in REF_COLUMNS if c != "vector"})
+    return pairs, ref if ref is not None else _no_reference()[1]
 
 
 def _reference_rows(ref: pa.Table, sent: pa.Table, ref_rows: np.ndarray, new_rows: np.ndarray, cosine: np.ndarray,
@@ -233,6 +235,7 @@ def run_against(
 def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | None, reference: ReferenceConfig,
                         config: ScanConfig, engine: Engine, timer: _Timer,
                         notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
+    """Pairs (scanned x scanned unless ``--scope against``, scanned x reference) and the run's counts."""
     cand = config.candidates
     texts = sent["text"].to_pylist()
     groups = np.unique(np.asarray(sent["doc"].to_pylist(), dtype=object), return_inverse=True)[1]
@@ -248,7 +251,6 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
     with timer.stage("boilerplate"):
         boiler = boilerplate_mask(emb, keys, _exclusion_blocks(reference, config, engine), reference.boilerplate_cosine, rows)
     active = long_enough & ~quoted & ~boiler
-    rows = np.flatnonzero(active)
     notify("candidates")
     with timer.stage("candidates"):
         if reference.compare_scanned:
@@ -257,50 +259,66 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
         else:
             ex_i = ex_j = nb_i = nb_j = np.zeros(0, np.int64)
             nb_cos = np.zeros(0, np.float32)
-        refp, ref = (_reference_candidates(index, emb, keys, rows, config, reference.reference_batch, cand.min_words)
-                     if index is not None else ({k: np.zeros(0, np.int64) for k in ("ex_new", "ex_ref", "nb_new", "nb_ref", "nb_cos")}, None))
-    ref_texts = ref["text"].to_pylist() if ref is not None else []
+        refp, ref = (_reference_candidates(index, emb, keys, np.flatnonzero(active), config, reference.reference_batch, cand.min_words)
+                     if index is not None else _no_reference())
+    ref_texts = ref["text"].to_pylist()
     notify("verify")
     with timer.stage("verify"):
         scores, distinct = _verify([texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]],
-                         [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]], config, engine)
+                                   [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]], config, engine)
     threshold = config.verify.threshold if config.verify.threshold is not None else model_threshold(config.verify.model)
-    flagged = scores >= threshold
-    keep = flagged | config.keep_rejected
-    reasons = [f"cross-encoder {s:.3f} {'>=' if f else '<'} threshold {threshold:.3f}" for s, f in zip(scores, flagged, strict=True)]
-    kinds = ["paraphrase" if f else "rejected" for f in flagged]
-    exact_reason = "identical after normalising case and whitespace"
+    decided = _Decided(scores, threshold, config.keep_rejected)
     n = len(nb_i)
-    ref_vecs_cos = refp["nb_cos"]
     ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
-    tables = [
-        _pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), ["exact"] * len(ex_i), [exact_reason] * len(ex_i)),
-        _pairs_rows(sent, nb_i[keep[:n]], nb_j[keep[:n]], nb_cos[keep[:n]], scores[:n][keep[:n]],
-                    [k for k, f in zip(kinds[:n], keep[:n], strict=True) if f], [r for r, f in zip(reasons[:n], keep[:n], strict=True) if f]),
+    scanned = [
+        _pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), ["exact"] * len(ex_i), [EXACT_REASON] * len(ex_i)),
+        _pairs_rows(sent, *decided.take(slice(0, n), nb_i, nb_j, nb_cos)),
     ]
-    origins = ["scanned"] * sum(t.num_rows for t in tables)
-    if ref is not None:
-        rk = keep[n:]
-        ex_n = len(refp["ex_new"])
-        tables += [
-            _reference_rows(ref, sent, refp["ex_ref"], refp["ex_new"], np.ones(ex_n), np.ones(ex_n), ["exact"] * ex_n, [exact_reason] * ex_n),
-            _reference_rows(ref, sent, refp["nb_ref"][rk], refp["nb_new"][rk], ref_vecs_cos[rk], scores[n:][rk],
-                            [k for k, f in zip(kinds[n:], rk, strict=True) if f], [r for r, f in zip(reasons[n:], rk, strict=True) if f]),
-        ]
-        origins += ["reference"] * (tables[-2].num_rows + tables[-1].num_rows)
-    pairs = pa.concat_tables(tables).append_column("origin_a", pa.array(origins, pa.string()))
+    ex_n = len(refp["ex_new"])
+    against = [
+        _reference_rows(ref, sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(ex_n), ["exact"] * ex_n, [EXACT_REASON] * ex_n),
+        _reference_rows(ref, sent, *decided.take(slice(n, None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"])),
+    ]
+    origins = ["scanned"] * sum(t.num_rows for t in scanned) + ["reference"] * sum(t.num_rows for t in against)
+    pairs = pa.concat_tables(scanned + against).append_column("origin_a", pa.array(origins, pa.string()))
     pairs = conform(pairs, REFERENCE_PAIRS, "pairs").sort_by(
         [("doc_a", "ascending"), ("index_a", "ascending"), ("doc_b", "ascending"), ("index_b", "ascending"), ("origin_a", "ascending")])
-    exact_n = len(ex_i) + len(refp["ex_new"])
     stats = {
         "sentences_searched": int(active.sum()), "sentences_short": int((~long_enough).sum()),
         "sentences_quoted": int((quoted & long_enough).sum()), "sentences_boilerplate": int(boiler.sum()),
-        "distinct_sentences": len(np.unique(keys[rows])), "embeddings_from_cache": cached,
+        "distinct_sentences": len(np.unique(keys[active])), "embeddings_from_cache": cached,
         "reference_documents": len(index.documents) if index else 0, "reference_sentences": index.sentences if index else 0,
-        "exact_pairs": exact_n, "candidate_pairs": len(scores), "pairs_cross_encoded": distinct,
-        "paraphrase_pairs": int(flagged.sum()), "rejected_pairs": int((~flagged).sum()), "threshold": threshold,
+        "exact_pairs": len(ex_i) + ex_n, "candidate_pairs": len(scores), "pairs_cross_encoded": distinct,
+        "paraphrase_pairs": int(decided.flagged.sum()), "rejected_pairs": int((~decided.flagged).sum()), "threshold": threshold,
     }
     return pairs, stats
+
+
+EXACT_REASON = "identical after normalising case and whitespace"
+
+
+class _Decided:
+    """Cross-encoder scores turned into report rows: flagged at the threshold, rejected kept on request."""
+
+    def __init__(self, scores: np.ndarray, threshold: float, keep_rejected: bool) -> None:
+        self.scores, self.flagged = scores, scores >= threshold
+        self.keep = self.flagged | keep_rejected
+        self.reasons = [f"cross-encoder {s:.3f} {'>=' if f else '<'} threshold {threshold:.3f}"
+                        for s, f in zip(scores, self.flagged, strict=True)]
+
+    def take(self, part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
+        """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the scores."""
+        keep, flagged = self.keep[part], self.flagged[part]
+        reasons = [r for r, k in zip(self.reasons[part], keep, strict=True) if k]
+        return (a[keep], b[keep], cosine[keep], self.scores[part][keep],
+                ["paraphrase" if f else "rejected" for f in flagged[keep]], reasons)
+
+
+def _no_reference() -> tuple[dict[str, np.ndarray], pa.Table]:
+    empty = {k: np.zeros(0, np.int64) for k in ("ex_new", "ex_ref", "nb_new", "nb_ref")}
+    empty.update(ex_cos=np.zeros(0, np.float32), nb_cos=np.zeros(0, np.float32))
+    return empty, pa.table({"doc": pa.array([], pa.string()), "index": pa.array([], pa.int32()), "start": pa.array([], pa.int32()),
+                            "end": pa.array([], pa.int32()), "text": pa.array([], pa.string())})
 
 
 def search(
@@ -347,7 +365,7 @@ def search(
     q = np.r_[refp["ex_new"], refp["nb_new"][ok]].astype(np.int64)
     r = np.r_[refp["ex_ref"], refp["nb_ref"][ok]].astype(np.int64)
     s = np.r_[np.ones(len(refp["ex_new"])), scores[ok]].astype(np.float32)
-    cos = np.r_[np.ones(len(refp["ex_new"])), refp["nb_cos"][ok]].astype(np.float32)
+    cos = np.r_[refp["ex_cos"], refp["nb_cos"][ok]].astype(np.float32)
     match = ["exact"] * len(refp["ex_new"]) + ["paraphrase"] * int(ok.sum())
     reason = ["identical after normalising case and whitespace"] * len(refp["ex_new"]) + [
         f"cross-encoder {x:.3f} >= threshold {cut:.3f}" for x in scores[ok]]
