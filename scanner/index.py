@@ -17,6 +17,9 @@ manifest is then written to a temporary name and renamed over ``manifest.json``;
 files that no live document uses deleted. A crash at any point leaves the previous or the new manifest, each
 pointing at files that exist; stray files are removed by the next update. One writer at a time.
 
+Segments that come to hold mostly retired rows are compacted during an update: their live rows are copied
+into the new segment (no model work) and the old file is collected.
+
 Deletion is explicit: ``prune=True`` (``scan index --prune``) removes documents under ``prefix`` that are not
 found under the given paths; without it an update only adds and replaces.
 """
@@ -294,7 +297,8 @@ def update_index(
             skipped.pop(doc, None)
     if not (result.added or result.changed or result.removed) and json.dumps(skipped, sort_keys=True) == skipped_before:
         return _finish(result, manifest, started)
-    if rows is not None and rows.num_rows:  # else every file read was skipped
+    rows = _compact(location, manifest, rows)
+    if rows is not None and rows.num_rows:  # else every file read was skipped and nothing needed compacting
         segment = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}.parquet"
         location.fs.create_dir(location.path(SEGMENTS), recursive=True)
         location.write_table(location.path(SEGMENTS, segment), rows)
@@ -355,6 +359,24 @@ def _skip(doc: str, reason: str, sha256: str | None, docs: dict[str, Any], skipp
     if doc in docs:
         del docs[doc]
         result.removed.append(doc)
+
+
+def _compact(location: Location, manifest: dict[str, Any], rows: pa.Table | None) -> pa.Table | None:
+    """Add to the new segment the live rows of segments that are now mostly retired rows (no model work), so
+    the index does not grow without bound as documents change; the old segments are then collected."""
+    live: dict[str, int] = {}
+    for entry in manifest["documents"].values():
+        live[entry["segment"]] = live.get(entry["segment"], 0) + int(entry["sentences"])
+    sparse = [seg for seg, total in manifest["segments"].items() if live.get(seg, 0) > 0 and 2 * live[seg] < total]
+    if not sparse:
+        return rows
+    parts = [rows] if rows is not None and rows.num_rows else []
+    for seg in sparse:
+        docs = pa.array(sorted(d for d, e in manifest["documents"].items() if e["segment"] == seg), pa.string())
+        with location.fs.open_input_file(location.path(SEGMENTS, seg)) as fh:
+            table = pq.read_table(fh)
+        parts.append(table.filter(pc.is_in(table["doc"], value_set=docs)))
+    return pa.concat_tables(parts)
 
 
 def _collect_garbage(location: Location, keep: set[str]) -> None:

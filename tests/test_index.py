@@ -203,3 +203,18 @@ def test_cli_index_command(corpus, tmp_path):
 def test_new_commands_have_help_with_an_example(command):
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0 and "Example" in result.output and "scan " in result.output
+
+
+def test_mostly_retired_segments_are_compacted_without_model_work(corpus, tmp_path, engine):
+    where = tmp_path / "index"
+    update_index([corpus], where, CONFIG, engine=engine)  # one segment, 7 rows
+    write(corpus / "rivers.txt", "Rivers changed. The new text has two sentences.")
+    write(corpus / "bridges.md", "Bridges changed too. Again two sentences.")
+    engine.embedded = 0
+    done = update_index([corpus], where, CONFIG, engine=engine)
+    assert sorted(done.changed) == ["bridges.md", "rivers.txt"] and engine.embedded == 4  # mills.txt not re-embedded
+    files = list((where / SEGMENTS).iterdir())
+    assert len(files) == 1  # the old segment held 2 live rows of 7: they moved into the new one
+    manifest = json.loads((where / MANIFEST).read_text())
+    assert manifest["segments"] == {files[0].name: 6}
+    assert live_rows(where)["notes/mills.txt"] == ["The old mill ground flour for the whole valley.", "It closed in 1952."]

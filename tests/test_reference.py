@@ -162,3 +162,16 @@ def test_real_models_one_way_scan_on_the_examples(examples_dir, tmp_path, local_
                                                    "where one plate slides beneath another.")}
     with pytest.raises(IndexError_):
         run_against([examples_dir / "submissions"], ReferenceConfig(index=str(where)), ScanConfig.from_options(embedder="hashing"))
+
+
+def test_boilerplate_without_an_index_is_a_plain_scan_minus_the_boilerplate(examples_dir, local_engine, tmp_path):
+    config = ScanConfig.from_options(**WIDE)
+    prompt = write(tmp_path / "prompt.txt", VOLCANO)
+    plain = keyed(run_scan([examples_dir], config, engine=local_engine).pairs.to_pylist())
+    result = run_against([examples_dir], ReferenceConfig(boilerplate=(str(prompt),)), config, engine=local_engine)
+    without = keyed(result.pairs.to_pylist())
+    assert set(result.pairs["origin_a"].to_pylist()) == {"scanned"}
+    # the two copies of the boilerplate sentence (source and essay) no longer pair with anything
+    assert result.counts["sentences_boilerplate"] == 2
+    expected = {k: r for k, r in plain.items() if VOLCANO not in (r["text_a"], r["text_b"])}
+    assert_same_pairs(without, expected)
