@@ -47,7 +47,7 @@ from scanner.candidates import text_key, word_counts
 from scanner.embed import resolve_embedder
 from scanner.engine import Engine, open_engine
 from scanner.errors import IndexError_
-from scanner.ingest import Source, discover
+from scanner.ingest import Source, discover, read_source
 from scanner.pipeline import ScanConfig, _embed_with_cache, model_fingerprint, sentences_table
 from scanner.schema import index_rows_schema
 
@@ -261,19 +261,7 @@ def update_index(
     docs: dict[str, dict[str, Any]] = manifest["documents"]
     skipped: dict[str, dict[str, Any]] = manifest["skipped"]
     skipped_before = json.dumps(skipped, sort_keys=True)
-    to_read: list[Source] = []
-    for src in sources:
-        if src.skip_reason:  # known without reading it (unsupported type, broken link...): no engine needed
-            _skip(src.doc, src.skip_reason, None, docs, skipped, result)
-            continue
-        digest = _file_sha256(src.path, config.ingest.max_bytes)
-        known = docs.get(src.doc) or skipped.get(src.doc)
-        if digest is not None and known is not None and known["sha256"] == digest:
-            result.unchanged.append(src.doc)
-            if src.doc in skipped:
-                result.skipped[src.doc] = skipped[src.doc]["reason"]
-        else:
-            to_read.append(src)
+    to_read = _sources_to_read(sources, config, docs, skipped, result)
     found = {s.doc for s in sources}
     if prune:
         result.removed = sorted(d for d in docs if d.startswith(prefix) and d not in found)
@@ -316,6 +304,27 @@ def update_index(
     result.written = True
     _collect_garbage(location, set(manifest["segments"]))
     return _finish(result, manifest, started)
+
+
+def _sources_to_read(sources: Sequence[Source], config: ScanConfig, docs: dict[str, Any], skipped: dict[str, Any],
+                     result: IndexUpdate) -> list[Source]:
+    """The sources that are new or changed (by sha256 of their bytes). Files that cannot be indexed are
+    recorded as skipped here when that is known without segmenting them, so an unchanged collection never needs
+    an engine."""
+    to_read: list[Source] = []
+    for src in sources:
+        digest = None if src.skip_reason else _file_sha256(src.path, config.ingest.max_bytes)
+        if digest is None:  # unsupported, a bad link, unreadable or too large: read_source says why, cheaply
+            _skip(src.doc, read_source(src, config.ingest).skip_reason or "cannot be read", None, docs, skipped, result)
+            continue
+        known = docs.get(src.doc) or skipped.get(src.doc)
+        if known is not None and known["sha256"] == digest:
+            result.unchanged.append(src.doc)
+            if src.doc in skipped:
+                result.skipped[src.doc] = skipped[src.doc]["reason"]
+        else:
+            to_read.append(src)
+    return to_read
 
 
 def _embedded_rows(read: pa.Table, config: ScanConfig, engine: Engine, on_stage: Callable[[str], None] | None,

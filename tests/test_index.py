@@ -218,3 +218,15 @@ def test_mostly_retired_segments_are_compacted_without_model_work(corpus, tmp_pa
     manifest = json.loads((where / MANIFEST).read_text())
     assert manifest["segments"] == {files[0].name: 6}
     assert live_rows(where)["notes/mills.txt"] == ["The old mill ground flour for the whole valley.", "It closed in 1952."]
+
+
+def test_files_that_cannot_be_indexed_need_no_engine_on_a_rerun(corpus, tmp_path, engine):
+    write(corpus / "big.txt", "x " * 600)
+    write(corpus / "image.png", b"\x89PNG\r\n")
+    config = ScanConfig.from_options(embedder="hashing", max_file_size=1000)
+    where = tmp_path / "index"
+    first = update_index([corpus], where, config, engine=engine)
+    assert "over the" in first.skipped["big.txt"] and "unsupported file type" in first.skipped["image.png"]
+    engine.reads = 0
+    again = update_index([corpus], where, config, engine=engine)
+    assert engine.reads == 0 and not again.written and set(again.skipped) == {"big.txt", "image.png"}
