@@ -107,8 +107,10 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
                           config: ScanConfig, batch_rows: int, min_words: int) -> tuple[dict[str, np.ndarray], pa.Table]:
     """Exact and top-k pairs (scanned row, reference row) over the index, batch by batch.
 
-    Returns the pairs (``new``, ``ref``, ``cosine``, ``exact``) with ``ref`` indexing the returned table of
-    the reference rows they use (only those are kept, so memory does not grow with the index)."""
+    Returns arrays ``ex_new``/``ex_ref``/``ex_cos`` (identical sentences) and ``nb_new``/``nb_ref``/``nb_cos``
+    (each scanned row's top-k neighbours), ``*_new`` being sentence rows and ``*_ref`` rows of the returned
+    table of reference sentences: only the rows some pair uses are kept, so memory does not grow with the
+    index."""
     ex_new, ex_ref, nb_new, nb_ref = [np.zeros(0, np.int64)] * 4
     ex_cos, nb_cos = np.zeros(0, np.float32), np.zeros(0, np.float32)
     kept: list[pa.Table] = []
