@@ -11,22 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ScanConfig", "ScanResult", "__version__", "check", "check_pairs", "dedupe", "run_scan", "scan"]
+__all__ = ["ReferenceConfig", "ReferenceIndex", "ScanConfig", "ScanResult", "__version__", "check", "check_pairs",
+           "dedupe", "run_against", "run_scan", "scan", "search", "update_index"]
+#: lazily imported names -> their module. The modules are named pair_check and redundancy, not check and dedupe:
+#: a submodule import would otherwise replace the function attribute scanner.check with the module.
+_LAZY = {"scan": "pipeline", "run_scan": "pipeline", "ScanConfig": "pipeline", "ScanResult": "pipeline",
+         "update_index": "index", "ReferenceIndex": "index", "run_against": "reference", "ReferenceConfig": "reference",
+         "search": "reference", "check": "pair_check", "check_pairs": "pair_check", "check_file": "pair_check",
+         "dedupe": "redundancy"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("scan", "run_scan", "ScanConfig", "ScanResult"):
-        from scanner import pipeline
+    if name in _LAZY:
+        import importlib
 
-        return getattr(pipeline, name)
-    # the modules are named pair_check and redundancy, not check and dedupe: a submodule import would otherwise
-    # replace the function attribute scanner.check with the module
-    if name in ("check", "check_pairs", "check_file"):
-        from scanner import pair_check
-
-        return getattr(pair_check, name)
-    if name == "dedupe":
-        from scanner.redundancy import dedupe
-
-        return dedupe
+        return getattr(importlib.import_module(f"scanner.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'scanner' has no attribute {name!r}")

@@ -241,3 +241,78 @@ def word_counts(texts: Sequence[str]) -> np.ndarray:
     from scanner.segment import word_count
 
     return np.fromiter((word_count(t) for t in texts), dtype=np.int32, count=len(texts))
+
+
+def neighbour_pairs_between(
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    config: CandidateConfig,
+    query_keys: np.ndarray | None = None,
+    corpus_keys: np.ndarray | None = None,
+    corpus_active: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-way search: the top-k ``corpus`` neighbours of every query row, above ``min_cosine``.
+
+    Used to compare new sentences with a reference index without comparing the reference with itself: the
+    cost is ``len(queries) x len(corpus)`` and memory is bounded by ``query_chunk x corpus_chunk`` scores.
+    Both inputs must be L2-normalised. Scope does not apply (queries and corpus are different collections).
+    Pairs of rows with equal keys (identical text) are left to exact matching. Returns (i, j, cosine), ``i``
+    a query row and ``j`` a corpus row, sorted by (i, j); at most ``top_k`` pairs per query.
+    """
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    c = np.ascontiguousarray(corpus, dtype=np.float32)
+    cols = np.flatnonzero(corpus_active) if corpus_active is not None else np.arange(len(c))
+    if not len(q) or not len(cols):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    k = min(config.top_k, len(cols))
+    out_i, out_j, out_s = [], [], []
+    for qs in range(0, len(q), config.query_chunk):
+        qe = min(qs + config.query_chunk, len(q))
+        best_s = np.full((qe - qs, k), -np.inf, dtype=np.float32)
+        best_j = np.full((qe - qs, k), -1, dtype=np.int64)
+        for cs in range(0, len(cols), config.corpus_chunk):
+            chunk = cols[cs : cs + config.corpus_chunk]
+            scores = q[qs:qe] @ c[chunk].T
+            if query_keys is not None and corpus_keys is not None:
+                scores[np.asarray(query_keys)[qs:qe, None] == np.asarray(corpus_keys)[None, chunk]] = -np.inf
+            best_s, best_j = merge_top_k(best_s, best_j, scores, np.broadcast_to(chunk, scores.shape), k)
+        ok = best_s >= config.min_cosine
+        out_i.append(np.broadcast_to(np.arange(qs, qe)[:, None], best_s.shape)[ok])
+        out_j.append(best_j[ok])
+        out_s.append(best_s[ok])
+    i, j, s = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s).astype(np.float32)
+    order = np.lexsort((j, i))
+    return i[order], j[order], s[order]
+
+
+def merge_top_k(best_s: np.ndarray, best_j: np.ndarray, scores: np.ndarray, cols: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge a block of ``scores`` (rows x cols, column ids ``cols``) into running per-row top-k lists.
+
+    ``best_s``/``best_j`` are rows x k (``-inf``/-1 where empty); returns the new top-k, best first.
+    """
+    take = min(k, scores.shape[1])
+    if take == 0:
+        return best_s, best_j
+    part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, axis=1)], axis=1)
+    cand_j = np.concatenate([best_j, np.take_along_axis(np.asarray(cols), part, axis=1)], axis=1)
+    keep = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(cand_s, keep, axis=1), np.take_along_axis(cand_j, keep, axis=1)
+
+
+def top_k_per_query(i: np.ndarray, j: np.ndarray, s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the ``k`` best-scoring pairs of each query ``i`` (ties: smaller ``j`` first), sorted by (i, j).
+
+    Merges one-way results computed block by block (e.g. one per reference file) into the result a single
+    search over all blocks gives."""
+    if not len(i):
+        return i, j, s
+    order = np.lexsort((j, -s, i))
+    i, j, s = i[order], j[order], s[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(i)) + 1]
+    rank = np.arange(len(i)) - np.repeat(starts, np.diff(np.r_[starts, len(i)]))
+    keep = rank < k
+    i, j, s = i[keep], j[keep], s[keep]
+    order = np.lexsort((j, i))
+    return i[order], j[order], s[order]

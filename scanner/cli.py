@@ -75,6 +75,39 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def reference_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of scans against a reference index and of what does not count (see scanner.reference)."""
+    for option in reversed([
+        click.option("--against", metavar="DIR|URI", help="Also compare with this reference index (built by `scan "
+                     "index`); its sentences are the source side (a) of the pairs they form."),
+        click.option("--exclude-index", multiple=True, metavar="DIR|URI", help="An index of boilerplate: sentences "
+                     "matching it are not flagged (repeatable)."),
+        click.option("--boilerplate", multiple=True, metavar="PATH", help="Files or folders of text that may repeat "
+                     "(templates, prompts, licences): sentences matching it are not flagged (repeatable)."),
+        click.option("--boilerplate-cosine", type=click.FloatRange(-1, 1), default=0.9, show_default=True,
+                     help="Cosine at which a sentence counts as matching boilerplate (identical ones always do)."),
+        click.option("--ignore-quotes", is_flag=True, help="Leave out sentences wholly inside quotation marks or a "
+                     "Markdown blockquote."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _reference_config(options: dict[str, Any]) -> Any:
+    """Take the reference options out of ``options`` (the rest are scan options) and build their config."""
+    from scanner.reference import ReferenceConfig
+
+    against = options.pop("against", None)
+    scope_against = options.get("scope") == "against"
+    if scope_against:
+        options["scope"] = "cross"
+    return ReferenceConfig(
+        index=against, compare_scanned=not scope_against, boilerplate=tuple(options.pop("boilerplate", ())),
+        exclude_index=tuple(options.pop("exclude_index", ())), boilerplate_cosine=options.pop("boilerplate_cosine"),
+        ignore_quotes=options.pop("ignore_quotes", False),
+    )
+
+
 @click.group(cls=DefaultGroup, context_settings=CONTEXT, invoke_without_command=False)
 @click.version_option(__version__, prog_name="scan")
 def cli() -> None:
@@ -93,8 +126,9 @@ def cli() -> None:
               help="Report file (Parquet). The documents table goes beside it as <stem>.docs.parquet.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable), e.g. '*.txt'.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (repeatable), e.g. 'drafts/*'.")
-@click.option("--scope", type=click.Choice(["cross", "within", "all"]), default="cross", show_default=True,
-              help="cross: pairs across documents (plagiarism); within: inside one document (redundancy); all: both.")
+@click.option("--scope", type=click.Choice(["cross", "within", "all", "against"]), default="cross", show_default=True,
+              help="cross: pairs across documents (plagiarism); within: inside one document (redundancy); all: both; "
+              "against: only scanned x --against index.")
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), help="Cosine floor for candidates.  [default: 0.7]")
 @click.option("--top-k", type=click.IntRange(1), help="Candidate neighbours per sentence.  [default: 5]")
 @click.option("--mutual", is_flag=True, help="Keep a candidate pair only when each sentence is in the other's top-k.")
@@ -114,6 +148,8 @@ def cli() -> None:
 @click.option("--no-cache", "cache", flag_value=False, default=True, help="Neither read nor write the embedding cache.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=str),
               help="Also write a self-contained HTML report (documents side by side, matches highlighted).")
+
+@reference_options
 @click.option("--fail-on-match", is_flag=True, help=f"Exit with {EXIT_MATCHES} when any pair is flagged (for CI).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @model_options
@@ -129,10 +165,13 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
       scan summary.md --scope within --out redundancy.parquet
       scan ./docs --out r.parquet --address ray://head:10001
       scan ./docs --out r.parquet --html r.html
+      scan ./new --against ref-index --out r.parquet --boilerplate prompt.txt --ignore-quotes
     """
     from scanner.engine import EngineConfig
     from scanner.pipeline import ScanConfig, run_scan
+    from scanner.reference import run_against
 
+    reference = _reference_config(options)
     options["include"] = tuple(options["include"]) or None
     options["exclude"] = tuple(options["exclude"]) or None
     if max_file_size is not None:
@@ -151,7 +190,10 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
         check_writable(html_out)
     if not quiet:
         click.echo(f"scan {__version__}: {', '.join(paths)}", err=True)
-    result = run_scan(paths, config, out, progress=tty, on_stage=on_stage)
+    if reference.active:
+        result = run_against(paths, reference, config, out, progress=tty, on_stage=on_stage)
+    else:
+        result = run_scan(paths, config, out, progress=tty, on_stage=on_stage)
     if not quiet:
         click.echo(summary_text(result))
     if html_out is not None:
@@ -286,6 +328,90 @@ def dedupe_command(file: str, show: bool, **options: Any) -> None:
                f"{result.threshold:.2f}", err=True)
 
 
+@cli.command("index", context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--index", "where", required=True, metavar="DIR|URI", help="Where the index lives: a folder, or a URI "
+              "pyarrow.fs understands (file://..., s3://... with its extra).")
+@click.option("--prefix", default="", metavar="TEXT", help="Put before each document id, e.g. '2026-11-26/', so "
+              "documents from different folders stay apart.")
+@click.option("--prune", is_flag=True, help="Remove indexed documents (under --prefix) that are no longer found "
+              "under PATHS. Without it, documents are only added and replaced.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (repeatable).")
+@click.option("--segmenter", type=click.Choice(["auto", "senter", "sentencizer"]), help="As for scan.  [default: auto]")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), help="Embedding cache folder.")
+@click.option("--no-cache", "cache", flag_value=False, default=True, help="Neither read nor write the embedding cache.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@model_options
+@library_errors
+def index_command(paths: tuple[str, ...], where: str, prefix: str, prune: bool, quiet: bool, address: str | None,
+                  engine: str, **options: Any) -> None:
+    """Build or update a reference index: only new and changed documents are embedded.
+
+    \b
+    Examples:
+      scan index ./sources --index ref-index
+      scan index ./incoming --index ref-index --prefix 2026-11-26/
+      scan index ./sources --index ref-index --prune      (also drop documents no longer in ./sources)
+    """
+    from scanner.engine import EngineConfig
+    from scanner.index import update_index
+    from scanner.pipeline import ScanConfig
+
+    options.pop("threshold", None)
+    options["include"] = tuple(options["include"]) or None
+    options["exclude"] = tuple(options["exclude"]) or None
+    config = ScanConfig.from_options(**options)
+    config = dataclasses.replace(config, engine=EngineConfig(engine=engine, address=address))  # type: ignore[arg-type]
+    done = update_index(paths, where, config, prefix=prefix, prune=prune, progress=sys.stderr.isatty() and not quiet)
+    if not quiet:
+        click.echo(
+            f"Index {done.location}: {done.documents} documents, {done.sentences} sentences\n"
+            f"This run: {len(done.added)} added, {len(done.changed)} changed, {len(done.removed)} removed, "
+            f"{len(done.unchanged)} unchanged, {len(done.skipped)} skipped; {done.embedded} sentences embedded "
+            f"in {done.seconds:.1f} s" + ("" if done.written else " (index unchanged)"))
+        for doc, reason in sorted(done.skipped.items())[:5]:
+            click.echo(f"  skipped {doc}: {reason}")
+
+
+@cli.command("search", context_settings=CONTEXT)
+@click.argument("queries", nargs=-1, required=True)
+@click.option("--against", required=True, metavar="DIR|URI", help="The reference index to search.")
+@click.option("--top-k", type=click.IntRange(1), default=10, show_default=True, help="Nearest sentences cross-encoded per query.")
+@click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.5, show_default=True, help="Cosine floor for them.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Also write the hits as Parquet.")
+@model_options
+@library_errors
+def search_command(queries: tuple[str, ...], against: str, top_k: int, min_cosine: float, out: str | None,
+                   address: str | None, engine: str, threshold: float | None, **options: Any) -> None:
+    """Print the reference sentences that paraphrase a sentence, best first.
+
+    \b
+    Example:
+      scan search "Bees dance to show the others where the flowers are." --against ref-index --threshold 0.5
+    """
+    import dataclasses as dc
+
+    from scanner.engine import EngineConfig
+    from scanner.pipeline import ScanConfig
+    from scanner.reference import search
+
+    config = ScanConfig.from_options(**options)
+    config = dc.replace(config, engine=EngineConfig(engine=engine, address=address))  # type: ignore[arg-type]
+    hits = search(list(queries), against, threshold=threshold, top_k=top_k, min_cosine=min_cosine, config=config)
+    if out is not None:
+        from scanner.report import atomic_write_table, check_writable
+
+        atomic_write_table(hits, check_writable(out))
+    rows = hits.to_pylist()
+    for query in queries:
+        mine = [r for r in rows if r["query"] == query]
+        click.echo(f"{query}\n  {len(mine)} match(es)")
+        for r in mine:
+            click.echo(f"  {r['rank']:>2}. [{r['match']:<10}] score {r['score']:.3f}  cosine {r['cosine']:.3f}  "
+                       f"{r['doc']}:{r['start']}-{r['end']}  {r['text']}")
+
+
 def summary_text(result: Any) -> str:
     """The closing summary: what was read, found and flagged, how long it took, where the report is."""
     c, meta = result.counts, result.metadata
@@ -296,6 +422,10 @@ def summary_text(result: Any) -> str:
         f"   Flagged: {c['flagged_pairs']} pairs ({c['exact_pairs']} exact, {c['paraphrase_pairs']} paraphrase)",
         f"Time: {meta['timings']['total']:.1f} s on {meta['engine']}; threshold {meta['threshold']:.2f}",
     ]
+    ref = meta.get("reference")
+    if ref:  # a scan against an index, or with boilerplate/quotes left out
+        where = f"index {ref['index']}: {c['reference_documents']} documents, {c['reference_sentences']} sentences" if ref["index"] else "no index"
+        lines.append(f"Reference: {where}; left out: {c['sentences_quoted']} quoted, {c['sentences_boilerplate']} boilerplate sentences")
     import pyarrow.compute as pc
 
     lines.extend(top_pairs_lines(result.pairs, result.documents))

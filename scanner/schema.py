@@ -82,6 +82,34 @@ PAIRS = pa.schema(
     ]
 )
 
+#: a scan against a reference index (``scan --against``) writes PAIRS plus ``origin_a``: "reference" when side
+#: a is a sentence of the index (the source), "scanned" when both sides come from the scanned documents.
+#: Side b is always a scanned (new) document.
+REFERENCE_PAIRS = pa.schema([*PAIRS, pa.field("origin_a", pa.string(), nullable=False)])
+ORIGINS = ("reference", "scanned")
+
+#: one row per reference sentence found by a query search (``scan search``, ``scanner.search``)
+SEARCH_HITS = pa.schema([
+    pa.field("query", pa.string(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),  # 1 = best, per query
+    *SENTENCES,  # the reference sentence: document, sentence number, offsets, text
+    pa.field("cosine", pa.float32(), nullable=False),
+    pa.field("score", pa.float32(), nullable=False),
+    pa.field("match", pa.string(), nullable=False),  # exact or paraphrase
+    pa.field("reason", pa.string(), nullable=False),
+])
+
+
+def index_rows_schema(dim: int) -> pa.Schema:
+    """One row per sentence of a reference index segment file (``scanner.index``): the sentence, its
+    normalised-text hash (``candidates.text_key``), its word count and its unit vector."""
+    return pa.schema([
+        *SENTENCES,
+        pa.field("key", pa.int64(), nullable=False),
+        pa.field("words", pa.int32(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+    ])
+
 
 #: one row per pair of documents with flagged sentences (written as ``<stem>.pairs_by_doc.parquet``), ranked:
 #: highest ``max_share`` first, then most flagged pairs. For ``within`` pairs ``doc_a == doc_b``.

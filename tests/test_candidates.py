@@ -182,3 +182,44 @@ def test_limited_candidates_flag_the_same_pairs_on_the_examples(examples_dir, lo
     limited, counts = flagged(**limits)
     assert plain and limited == plain
     assert counts["pairs_cross_encoded"] <= plain_counts["pairs_cross_encoded"]
+
+def one_way_oracle(q, c, config, q_keys=None, c_keys=None, c_active=None):
+    sims = q @ c.T
+    out = {}
+    for i in range(len(q)):
+        allowed = [j for j in range(len(c)) if (c_active is None or c_active[j]) and (q_keys is None or q_keys[i] != c_keys[j])]
+        for j in sorted(allowed, key=lambda j: (-sims[i, j], j))[: config.top_k]:
+            if sims[i, j] >= config.min_cosine:
+                out[(i, j)] = sims[i, j]
+    return out
+
+
+@pytest.mark.parametrize("query_chunk,corpus_chunk", [(1, 1), (3, 7), (5, 2), (1000, 1000)])
+def test_one_way_search_equals_brute_force(query_chunk, corpus_chunk):
+    from scanner.candidates import neighbour_pairs_between
+
+    rng = np.random.default_rng(11)
+    q, c = unit(rng, 13, 8), unit(rng, 29, 8)
+    q_keys, c_keys = rng.integers(0, 40, 13), rng.integers(0, 40, 29)
+    c_keys[:3] = q_keys[:3]  # some identical texts: left to exact matching
+    active = rng.random(29) > 0.2
+    config = CandidateConfig(top_k=3, min_cosine=0.1, query_chunk=query_chunk, corpus_chunk=corpus_chunk)
+    i, j, s = neighbour_pairs_between(q, c, config, q_keys, c_keys, active)
+    expected = one_way_oracle(q, c, config, q_keys, c_keys, active)
+    assert {(a, b): v for a, b, v in zip(i.tolist(), j.tolist(), s.tolist(), strict=True)}.keys() == expected.keys()
+    assert np.allclose(s, [expected[(a, b)] for a, b in zip(i.tolist(), j.tolist(), strict=True)], atol=1e-6)
+    assert all(np.diff(i) >= 0)
+
+
+def test_blockwise_one_way_search_merges_to_the_single_search():
+    from scanner.candidates import neighbour_pairs_between, top_k_per_query
+
+    rng = np.random.default_rng(5)
+    q, c = unit(rng, 17, 6), unit(rng, 50, 6)
+    config = CandidateConfig(top_k=4, min_cosine=-1.0)
+    whole = neighbour_pairs_between(q, c, config)
+    parts = [neighbour_pairs_between(q, c[s : s + 9], config) for s in range(0, 50, 9)]
+    merged = top_k_per_query(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] + s for p, s in zip(parts, range(0, 50, 9), strict=True)]),
+                             np.concatenate([p[2] for p in parts]), 4)
+    assert np.array_equal(merged[0], whole[0]) and np.array_equal(merged[1], whole[1])
+    assert np.allclose(merged[2], whole[2])

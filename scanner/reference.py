@@ -1,0 +1,386 @@
+"""Scans against a reference index (``scan ./new --against DIR``) and query search (``scan search``).
+
+A one-way scan compares the scanned (new) documents with the index's sentences, and with each other unless
+``compare_scanned`` is off (``--scope against``); it never compares the index with itself, so its cost grows
+with new x reference. The index is read batch by batch and each new sentence keeps its ``top_k`` nearest
+reference sentences (``candidates.neighbour_pairs_between`` + ``top_k_per_query``), so memory stays bounded
+whatever the index's size. Identical sentences are matched by hash as in a plain scan.
+
+In the report, a pair with a reference sentence has that sentence on side ``a`` (the source) and
+``origin_a = "reference"``; side ``b`` is always a scanned document. Pairs between two scanned documents
+have ``origin_a = "scanned"`` and the usual order (``doc_a <= doc_b``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from scanner.candidates import (
+    exact_pairs,
+    neighbour_pairs,
+    neighbour_pairs_between,
+    text_key,
+    top_k_per_query,
+    word_counts,
+)
+from scanner.engine import Engine, open_engine
+from scanner.errors import ConfigError, InputError
+from scanner.exclusions import boilerplate_mask, quoted_mask
+from scanner.index import ReferenceIndex, vectors_of
+from scanner.ingest import discover
+from scanner.pipeline import (
+    ScanConfig,
+    ScanResult,
+    _embed_with_cache,
+    _input_bytes,
+    _metadata,
+    _pairs_rows,
+    _Timer,
+    sentences_table,
+)
+from scanner.report import atomic_write_table, check_writable, documents_table, sidecar_path
+from scanner.schema import PAIRS, REFERENCE_PAIRS, SEARCH_HITS, conform
+from scanner.verify import model_threshold
+
+REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """What a scan is compared with besides itself, and what does not count.
+
+    ``index``: a reference index to scan against (None: none). ``compare_scanned``: also pair scanned
+    documents with each other (``--scope against`` turns it off). ``boilerplate``: files or folders of text
+    that may repeat; ``exclude_index``: indexes of such text; ``boilerplate_cosine``: how close a sentence
+    must be to count as boilerplate. ``ignore_quotes``: leave quoted sentences out (see
+    ``scanner.exclusions``). ``reference_batch``: index rows searched at once (memory vs. overhead).
+    """
+
+    index: str | None = None
+    compare_scanned: bool = True
+    boilerplate: tuple[str, ...] = ()
+    exclude_index: tuple[str, ...] = ()
+    boilerplate_cosine: float = 0.9
+    ignore_quotes: bool = False
+    reference_batch: int = 16384
+
+    def __post_init__(self) -> None:
+        if not self.compare_scanned and self.index is None:
+            raise ConfigError("--scope against needs --against DIR (a reference index to compare with)")
+        if not -1.0 <= self.boilerplate_cosine <= 1.0:
+            raise ConfigError(f"--boilerplate-cosine must be in [-1, 1], got {self.boilerplate_cosine}")
+
+    @property
+    def active(self) -> bool:
+        """Whether anything here changes a plain scan."""
+        return bool(self.index or self.boilerplate or self.exclude_index or self.ignore_quotes)
+
+
+def _verify(a: list[str], b: list[str], config: ScanConfig, engine: Engine) -> tuple[np.ndarray, int]:
+    """Cross-encoder scores of pairs (a[i], b[i]): each distinct pair once, in the orientation a plain scan
+    uses (smaller text key first), so the same two sentences get the same score in every kind of run.
+    Returns (scores, number of distinct pairs cross-encoded)."""
+    if not a:
+        return np.zeros(0, np.float32), 0
+    ka = np.fromiter((text_key(t) for t in a), np.int64, len(a))
+    kb = np.fromiter((text_key(t) for t in b), np.int64, len(b))
+    swap = ka > kb
+    first = [y if s else x for x, y, s in zip(a, b, swap, strict=True)]
+    second = [x if s else y for x, y, s in zip(a, b, swap, strict=True)]
+    keys = np.stack([np.where(swap, kb, ka), np.where(swap, ka, kb)], axis=1)
+    _, head, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    distinct = engine.score([first[h] for h in head], [second[h] for h in head], config.verify)
+    return np.asarray(distinct, np.float32)[inverse.reshape(-1)], len(head)
+
+
+def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarray, rows: np.ndarray,
+                          config: ScanConfig, batch_rows: int, min_words: int) -> tuple[dict[str, np.ndarray], pa.Table]:
+    """Exact and top-k pairs (scanned row, reference row) over the index, batch by batch.
+
+    Returns arrays ``ex_new``/``ex_ref``/``ex_cos`` (identical sentences) and ``nb_new``/``nb_ref``/``nb_cos``
+    (each scanned row's top-k neighbours), ``*_new`` being sentence rows and ``*_ref`` rows of the returned
+    table of reference sentences: only the rows some pair uses are kept, so memory does not grow with the
+    index."""
+    ex_new, ex_ref, nb_new, nb_ref = [np.zeros(0, np.int64)] * 4
+    ex_cos, nb_cos = np.zeros(0, np.float32), np.zeros(0, np.float32)
+    kept: list[pa.Table] = []
+    offset, k = 0, config.candidates.top_k
+    for batch in index.batches(batch_rows, REF_COLUMNS):
+        vecs, b_keys = vectors_of(batch), batch["key"].to_numpy()
+        b_active = batch["words"].to_numpy() >= min_words
+        hit = np.isin(keys[rows], b_keys[b_active])
+        for r in rows[hit]:
+            match = np.flatnonzero((b_keys == keys[r]) & b_active)
+            ex_new = np.r_[ex_new, np.full(len(match), r)]
+            ex_ref = np.r_[ex_ref, match + offset]
+            ex_cos = np.r_[ex_cos, np.clip(vecs[match] @ emb[r], -1, 1)]
+        qi, j, s = neighbour_pairs_between(emb[rows], vecs, config.candidates, keys[rows], b_keys, b_active)
+        nb_new, nb_ref, nb_cos = top_k_per_query(np.r_[nb_new, rows[qi]], np.r_[nb_ref, j + offset], np.r_[nb_cos, s], k)
+        kept.append(batch.drop_columns(["vector"]).append_column("gid", pa.array(np.arange(offset, offset + len(batch)))))
+        used = np.union1d(ex_ref, nb_ref)  # keep only the reference rows some pair still uses
+        kept = [t.filter(pc.is_in(t["gid"], pa.array(used))) for t in kept]
+        offset += len(batch)
+    ref = pa.concat_tables(kept) if kept else None
+    gids = ref["gid"].to_numpy() if ref is not None else np.zeros(0, np.int64)
+    local = {g: i for i, g in enumerate(gids.tolist())}
+    remap = np.vectorize(local.__getitem__, otypes=[np.int64])
+    pairs = {
+        "ex_new": ex_new, "ex_ref": remap(ex_ref) if len(ex_ref) else ex_ref, "ex_cos": ex_cos,
+        "nb_new": nb_new, "nb_ref": remap(nb_ref) if len(nb_ref) else nb_ref, "nb_cos": nb_cos,
+    }
+    return pairs, ref if ref is not None else _no_reference()[1]
+
+
+def _reference_rows(ref: pa.Table, sent: pa.Table, ref_rows: np.ndarray, new_rows: np.ndarray, cosine: np.ndarray,
+                    score: np.ndarray, match: Sequence[str], reason: Sequence[str]) -> pa.Table:
+    """Report rows with the reference sentence on side a and the scanned one on side b."""
+    cols: dict[str, Any] = {}
+    for side, table, rows in (("a", ref, ref_rows), ("b", sent, new_rows)):
+        taken = table.take(pa.array(rows, pa.int64()))
+        for name in ("doc", "index", "start", "end", "text"):
+            cols[f"{name}_{side}"] = taken[name]
+    cols.update(cosine=pa.array(cosine, pa.float32()), score=pa.array(score, pa.float32()),
+                match=pa.array(match, pa.string()), reason=pa.array(reason, pa.string()))
+    return conform(cols, PAIRS, "pairs")
+
+
+def _exclusion_blocks(reference: ReferenceConfig, config: ScanConfig, engine: Engine) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(keys, vectors) of boilerplate sentences: from ``--boilerplate`` files, then each ``--exclude-index``."""
+    if reference.boilerplate:
+        read = engine.read(discover(list(reference.boilerplate), config.ingest), config.ingest, config.segment)
+        texts = sentences_table(read)["text"].to_pylist()
+        if texts:
+            vectors, _ = _embed_with_cache(texts, config, engine)
+            yield np.fromiter((text_key(t) for t in texts), np.int64, len(texts)), vectors
+    for where in reference.exclude_index:
+        for batch in ReferenceIndex(where).batches(reference.reference_batch, ["key", "vector"]):
+            yield batch["key"].to_numpy(), vectors_of(batch)
+
+
+def _quoted(read: pa.Table) -> np.ndarray:
+    """Quoted-sentence mask in the row order of ``sentences_table(read)``."""
+    parts = [quoted_mask(r["text"], r["starts"], r["ends"])
+             for r in read.filter(pc.equal(read["status"], "scanned")).select(["text", "starts", "ends"]).to_pylist()]
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
+
+
+def run_against(
+    paths: Sequence[str | os.PathLike[str]],
+    reference: ReferenceConfig,
+    config: ScanConfig | None = None,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    engine: Engine | None = None,
+    progress: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> ScanResult:
+    """Scan ``paths`` against ``reference.index`` (and/or with boilerplate and quotes left out).
+
+    Returns a ``ScanResult`` whose pairs follow ``schema.REFERENCE_PAIRS``. The index must have been built with
+    the embedder of ``config`` (else ``IndexError_``, before any work)."""
+    config = config or ScanConfig()
+    started, timer, notify = time.perf_counter(), _Timer(), on_stage or (lambda _n: None)
+    if out is not None:
+        check_writable(out)
+    index = ReferenceIndex(reference.index) if reference.index else None
+    for ix in ([index] if index else []) + [ReferenceIndex(w) for w in reference.exclude_index]:
+        ix.check_embedder(config.embed.model)
+    with timer.stage("discover"):
+        sources = discover(list(paths), config.ingest)
+    if not sources:
+        raise InputError(f"no files found under {', '.join(map(str, paths))} (check the paths and --include/--exclude)")
+    own_engine = engine is None
+    with timer.stage("engine_start"):
+        engine = engine or open_engine(config.engine, progress=progress, input_bytes=_input_bytes(sources))
+    try:
+        notify("read")
+        with timer.stage("read_segment"):
+            read = engine.read(sources, config.ingest, config.segment)
+        if not any(s == "scanned" for s in read["status"].to_pylist()):
+            reasons = sorted({r for r in read["reason"].to_pylist() if r})
+            raise InputError(f"none of the {len(read)} files found could be scanned ({'; '.join(reasons[:3])})")
+        sent = sentences_table(read)
+        pairs, stats = _find_pairs_against(sent, read, index, reference, config, engine, timer, notify)
+    finally:
+        if own_engine:
+            engine.close()
+    counted = pairs.set_column(0, "doc_a", pc.if_else(pc.equal(pairs["origin_a"], "reference"),
+                                                      pc.binary_join_element_wise("reference:", pairs["doc_a"], ""), pairs["doc_a"]))
+    documents = documents_table(read, counted)  # reference sentences must not count for a scanned doc of that name
+    segmenter = next((s for s in read["segmenter"].to_pylist() if s), "none")
+    metadata = _metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
+    metadata["reference"] = {
+        "index": reference.index, "compare_scanned": reference.compare_scanned,
+        "index_updated": index.manifest["updated"] if index else None,
+        "boilerplate": list(reference.boilerplate), "exclude_index": list(reference.exclude_index),
+        "boilerplate_cosine": reference.boilerplate_cosine, "ignore_quotes": reference.ignore_quotes,
+    }
+    result = ScanResult(pairs=pairs, documents=documents, metadata=metadata)
+    if out is not None:
+        path = check_writable(out)
+        atomic_write_table(documents, sidecar_path(path, "docs"), metadata)
+        atomic_write_table(pairs, path, metadata)
+        result.out = path
+    return result
+
+
+def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | None, reference: ReferenceConfig,
+                        config: ScanConfig, engine: Engine, timer: _Timer,
+                        notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
+    """Pairs (scanned x scanned unless ``--scope against``, scanned x reference) and the run's counts."""
+    cand = config.candidates
+    texts = sent["text"].to_pylist()
+    groups = np.unique(np.asarray(sent["doc"].to_pylist(), dtype=object), return_inverse=True)[1]
+    keys = np.fromiter((text_key(t) for t in texts), dtype=np.int64, count=len(texts))
+    long_enough = word_counts(texts) >= cand.min_words
+    quoted = _quoted(read) if reference.ignore_quotes else np.zeros(len(texts), bool)
+    notify("embed")
+    with timer.stage("embed"):
+        rows = np.flatnonzero(long_enough & ~quoted)
+        vectors, cached = _embed_with_cache([texts[r] for r in rows], config, engine) if len(rows) else (np.zeros((0, 1), np.float32), 0)
+        emb = np.zeros((len(texts), vectors.shape[1]), np.float32)
+        emb[rows] = vectors
+    with timer.stage("boilerplate"):
+        boiler = boilerplate_mask(emb, keys, _exclusion_blocks(reference, config, engine), reference.boilerplate_cosine, rows)
+    active = long_enough & ~quoted & ~boiler
+    notify("candidates")
+    with timer.stage("candidates"):
+        if reference.compare_scanned:
+            ex_i, ex_j = exact_pairs(keys, groups, cand.scope, active)
+            nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=active)
+        else:
+            ex_i = ex_j = nb_i = nb_j = np.zeros(0, np.int64)
+            nb_cos = np.zeros(0, np.float32)
+        refp, ref = (_reference_candidates(index, emb, keys, np.flatnonzero(active), config, reference.reference_batch, cand.min_words)
+                     if index is not None else _no_reference())
+    ref_texts = ref["text"].to_pylist()
+    notify("verify")
+    with timer.stage("verify"):
+        scores, distinct = _verify([texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]],
+                                   [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]], config, engine)
+    threshold = config.verify.threshold if config.verify.threshold is not None else model_threshold(config.verify.model)
+    decided = _Decided(scores, threshold, config.keep_rejected)
+    n = len(nb_i)
+    ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
+    scanned = [
+        _pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), ["exact"] * len(ex_i), [EXACT_REASON] * len(ex_i)),
+        _pairs_rows(sent, *decided.take(slice(0, n), nb_i, nb_j, nb_cos)),
+    ]
+    ex_n = len(refp["ex_new"])
+    against = [
+        _reference_rows(ref, sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(ex_n), ["exact"] * ex_n, [EXACT_REASON] * ex_n),
+        _reference_rows(ref, sent, *decided.take(slice(n, None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"])),
+    ]
+    origins = ["scanned"] * sum(t.num_rows for t in scanned) + ["reference"] * sum(t.num_rows for t in against)
+    pairs = pa.concat_tables(scanned + against).append_column("origin_a", pa.array(origins, pa.string()))
+    pairs = conform(pairs, REFERENCE_PAIRS, "pairs").sort_by(
+        [("doc_a", "ascending"), ("index_a", "ascending"), ("doc_b", "ascending"), ("index_b", "ascending"), ("origin_a", "ascending")])
+    stats = {
+        "sentences_searched": int(active.sum()), "sentences_short": int((~long_enough).sum()),
+        "sentences_quoted": int((quoted & long_enough).sum()), "sentences_boilerplate": int(boiler.sum()),
+        "distinct_sentences": len(np.unique(keys[active])), "embeddings_from_cache": cached,
+        "reference_documents": len(index.documents) if index else 0, "reference_sentences": index.sentences if index else 0,
+        "exact_pairs": len(ex_i) + ex_n, "candidate_pairs": len(scores), "pairs_cross_encoded": distinct,
+        "paraphrase_pairs": int(decided.flagged.sum()), "rejected_pairs": int((~decided.flagged).sum()), "threshold": threshold,
+    }
+    return pairs, stats
+
+
+EXACT_REASON = "identical after normalising case and whitespace"
+
+
+class _Decided:
+    """Cross-encoder scores turned into report rows: flagged at the threshold, rejected kept on request."""
+
+    def __init__(self, scores: np.ndarray, threshold: float, keep_rejected: bool) -> None:
+        self.scores, self.flagged = scores, scores >= threshold
+        self.keep = self.flagged | keep_rejected
+        self.reasons = [f"cross-encoder {s:.3f} {'>=' if f else '<'} threshold {threshold:.3f}"
+                        for s, f in zip(scores, self.flagged, strict=True)]
+
+    def take(self, part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
+        """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the scores."""
+        keep, flagged = self.keep[part], self.flagged[part]
+        reasons = [r for r, k in zip(self.reasons[part], keep, strict=True) if k]
+        return (a[keep], b[keep], cosine[keep], self.scores[part][keep],
+                ["paraphrase" if f else "rejected" for f in flagged[keep]], reasons)
+
+
+def _no_reference() -> tuple[dict[str, np.ndarray], pa.Table]:
+    empty = {k: np.zeros(0, np.int64) for k in ("ex_new", "ex_ref", "nb_new", "nb_ref")}
+    empty.update(ex_cos=np.zeros(0, np.float32), nb_cos=np.zeros(0, np.float32))
+    return empty, pa.table({"doc": pa.array([], pa.string()), "index": pa.array([], pa.int32()), "start": pa.array([], pa.int32()),
+                            "end": pa.array([], pa.int32()), "text": pa.array([], pa.string())})
+
+
+def search(
+    queries: str | Sequence[str],
+    against: str | os.PathLike[str],
+    *,
+    threshold: float | None = None,
+    top_k: int = 10,
+    min_cosine: float = 0.5,
+    config: ScanConfig | None = None,
+    engine: Engine | str | None = None,
+    **options: Any,
+) -> pa.Table:
+    """Reference sentences that paraphrase each query, best first (schema ``SEARCH_HITS``).
+
+    The index is searched for each query's ``top_k`` nearest sentences with cosine >= ``min_cosine`` (and for
+    identical ones, reported as ``exact``); the cross-encoder then keeps those scoring >= ``threshold``
+    (default: the model's). ``options`` are scan options such as ``embedder`` or ``cross_encoder``;
+    ``engine`` is an open engine, or the name of one to open (``auto``, ``ray``, ``local``).
+
+        >>> scanner.search("Bees dance to show where the flowers are.", against="ref-index")  # doctest: +SKIP
+    """
+    query_list = [queries] if isinstance(queries, str) else list(queries)
+    if isinstance(engine, str):
+        options["engine"], engine = engine, None
+    config = config or ScanConfig.from_options(**options)
+    config = dataclasses.replace(config, candidates=dataclasses.replace(config.candidates, top_k=top_k, min_cosine=min_cosine))
+    index = ReferenceIndex(against)
+    index.check_embedder(config.embed.model)
+    own = engine is None
+    engine = engine or open_engine(config.engine)
+    try:
+        emb, _ = _embed_with_cache(query_list, config, engine)
+        keys = np.fromiter((text_key(t) for t in query_list), np.int64, len(query_list))
+        refp, ref = _reference_candidates(index, emb, keys, np.arange(len(query_list)), config, 16384, 0)
+        ref_texts = ref["text"].to_pylist()
+        scores, _ = _verify([ref_texts[j] for j in refp["nb_ref"]], [query_list[i] for i in refp["nb_new"]], config, engine)
+    finally:
+        if own:
+            engine.close()
+    cut = next((t for t in (threshold, config.verify.threshold) if t is not None), None)
+    cut = model_threshold(config.verify.model) if cut is None else cut
+    ok = scores >= cut
+    q = np.r_[refp["ex_new"], refp["nb_new"][ok]].astype(np.int64)
+    r = np.r_[refp["ex_ref"], refp["nb_ref"][ok]].astype(np.int64)
+    s = np.r_[np.ones(len(refp["ex_new"])), scores[ok]].astype(np.float32)
+    cos = np.r_[refp["ex_cos"], refp["nb_cos"][ok]].astype(np.float32)
+    match = ["exact"] * len(refp["ex_new"]) + ["paraphrase"] * int(ok.sum())
+    reason = ["identical after normalising case and whitespace"] * len(refp["ex_new"]) + [
+        f"cross-encoder {x:.3f} >= threshold {cut:.3f}" for x in scores[ok]]
+    order = np.lexsort((r, -cos, -s, q))
+    taken = ref.take(pa.array(r[order], pa.int64()))
+    ranks = np.zeros(len(order), np.int32)
+    for pos in range(1, len(order)):
+        ranks[pos] = ranks[pos - 1] + 1 if q[order][pos] == q[order][pos - 1] else 0
+    table = conform({
+        "query": [query_list[i] for i in q[order]], "rank": pa.array(ranks + 1, pa.int32()),
+        **{name: taken[name] for name in ("doc", "index", "start", "end", "text")},
+        "cosine": cos[order], "score": s[order], "match": [match[i] for i in order], "reason": [reason[i] for i in order],
+    }, SEARCH_HITS, "search hits")
+    meta = {"index": str(against), "threshold": cut, "top_k": top_k, "min_cosine": min_cosine,
+            "embedder": config.embed.model, "cross_encoder": config.verify.model}
+    return table.replace_schema_metadata({b"scanner": json.dumps(meta).encode()})
