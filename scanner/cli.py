@@ -428,7 +428,7 @@ def summary_text(result: Any) -> str:
         lines.append(f"Reference: {where}; left out: {c['sentences_quoted']} quoted, {c['sentences_boilerplate']} boilerplate sentences")
     import pyarrow.compute as pc
 
-    lines.extend(top_pairs_lines(result.pairs, result.documents))
+    lines.extend(top_pairs_lines(result.pairs_by_doc))
     skipped = result.documents.filter(pc.equal(result.documents["status"], "skipped"))
     for rec in skipped.slice(0, 5).to_pylist():
         lines.append(f"  skipped {rec['doc']}: {rec['reason']}")
@@ -442,11 +442,8 @@ def summary_text(result: Any) -> str:
     return "\n".join(lines)
 
 
-def top_pairs_lines(pairs: Any, documents: Any, top: int = 5) -> list[str]:
-    """The most reused document pairs, one line each, for the closing summary."""
-    from scanner.report import pairs_by_doc
-
-    ranked = pairs_by_doc(pairs, documents)
+def top_pairs_lines(ranked: Any, top: int = 5) -> list[str]:
+    """The most reused document pairs (a ``pairs_by_doc`` table), one line each, for the closing summary."""
     if not ranked.num_rows:
         return []
     lines = ["Top document pairs (share of each document's sentences involved):"]

@@ -100,6 +100,8 @@ class ScanResult:
     documents: pa.Table
     metadata: dict[str, Any]
     out: Path | None = None
+    #: sentence counts of the indexed documents a scan against an index matched (for the shares in pairs_by_doc)
+    reference_sizes: dict[str, int] | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -110,7 +112,7 @@ class ScanResult:
         """The flagged pairs per pair of documents, ranked (``schema.PAIRS_BY_DOC``), as written beside the report."""
         from scanner.report import pairs_by_doc
 
-        return pairs_by_doc(self.pairs, self.documents)
+        return pairs_by_doc(self.pairs, self.documents, self.reference_sizes)
 
 
 class _Timer:

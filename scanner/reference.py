@@ -225,10 +225,12 @@ def run_against(
         "boilerplate": list(reference.boilerplate), "exclude_index": list(reference.exclude_index),
         "boilerplate_cosine": reference.boilerplate_cosine, "ignore_quotes": reference.ignore_quotes,
     }
-    result = ScanResult(pairs=pairs, documents=documents, metadata=metadata)
+    ref_sizes = {doc: int(e["sentences"]) for doc, e in index.documents.items()} if index else None
+    result = ScanResult(pairs=pairs, documents=documents, metadata=metadata, reference_sizes=ref_sizes)
     if out is not None:
         path = check_writable(out)
         atomic_write_table(documents, sidecar_path(path, "docs"), metadata)
+        atomic_write_table(result.pairs_by_doc, sidecar_path(path, "pairs_by_doc"), metadata)
         atomic_write_table(pairs, path, metadata)
         result.out = path
     return result

@@ -118,19 +118,27 @@ def documents_table(read: pa.Table, pairs: pa.Table) -> pa.Table:
     }, DOCUMENTS, "documents")
 
 
-def pairs_by_doc(pairs: pa.Table, documents: pa.Table) -> pa.Table:
+def pairs_by_doc(pairs: pa.Table, documents: pa.Table, reference_sizes: dict[str, int] | None = None) -> pa.Table:
     """Aggregate flagged sentence pairs (rejected rows left out) per pair of documents (schema ``PAIRS_BY_DOC``).
 
     ``sentences_a``/``sentences_b`` count distinct sentences of each document involved in the pair's matches,
     ``share_*`` divide them by the document's sentence count (from ``documents``). For a pair inside one
     document (scope ``within``) both sides count the same sentences. Ranked by ``max_share``, then by
     ``flagged_pairs``, ``max_score`` and the document ids, so the order is the same on every run.
+    ``reference_sizes`` gives the sentence counts of indexed documents (side a of rows whose ``origin_a`` is
+    ``reference``, in a scan against an index).
     """
     sizes = dict(zip(documents["doc"].to_pylist(), documents["sentences"].to_pylist(), strict=True))
+    ref_sizes = reference_sizes or {}
+    origin = pairs["origin_a"].to_pylist() if "origin_a" in pairs.column_names else [None] * pairs.num_rows
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in pairs.select(["doc_a", "index_a", "doc_b", "index_b", "score", "match"]).to_pylist():
+    for r, side in zip(pairs.select(["doc_a", "index_a", "doc_b", "index_b", "score", "match"]).to_pylist(), origin,
+                       strict=True):
         if r["match"] == "rejected":
             continue
+        if side == "reference":
+            sizes.setdefault(f"reference:{r['doc_a']}", ref_sizes.get(r["doc_a"], 0))
+            r["doc_a"] = f"reference:{r['doc_a']}"
         g = groups.setdefault((r["doc_a"], r["doc_b"]), {"a": set(), "b": set(), "scores": [], "exact": 0, "paraphrase": 0})
         g["a"].add(r["index_a"])
         g["b"].add(r["index_b"])

@@ -72,6 +72,11 @@ def test_scope_against_pairs_only_with_the_index(hashing_index, examples_dir, lo
     assert set(docs) == {"essay_anna.txt", "essay_ben.md", "notes_carla.txt"}  # scanned documents only
     flagged = {r["doc_b"] for r in result.pairs.to_pylist() if r["match"] != "rejected"}
     assert all(docs[d]["flagged_sentences"] > 0 for d in flagged)
+    # the document-pair summary names the indexed side as reference:<doc> and uses its indexed sentence count
+    by_doc = pq.read_table(tmp_path / "r.pairs_by_doc.parquet").to_pylist()
+    assert by_doc and all(r["doc_a"].startswith("reference:") and r["doc_b"] in docs for r in by_doc)
+    assert all(0 < r["share_a"] <= 1 and 0 < r["share_b"] <= 1 for r in by_doc)
+    assert by_doc == result.pairs_by_doc.to_pylist()
     with pytest.raises(ConfigError, match="needs --against"):
         ReferenceConfig(compare_scanned=False)
 
