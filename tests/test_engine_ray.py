@@ -93,3 +93,16 @@ def test_ray_with_a_killed_actor_matches_in_process(examples_dir, local_engine, 
     scores_local = sorted(round(s, 4) for s in local.pairs["score"].to_pylist())
     scores_ray = sorted(round(s, 4) for s in on_ray.pairs["score"].to_pylist())
     assert scores_local == scores_ray
+
+
+def test_a_worker_that_keeps_dying_is_a_worker_error_and_user_errors_pass_through():
+    from scanner.engine import RayEngine
+    from scanner.errors import ModelLoadError, WorkerError
+
+    engine = object.__new__(RayEngine)  # only the error mapping, no cluster
+    engine._ray = ray
+    died = r"the embed stage failed after 3 retries \(ActorDiedError: The actor died"
+    with pytest.raises(WorkerError, match=died), engine._worker_faults("embed"):
+        raise ray.exceptions.ActorDiedError()
+    with pytest.raises(ModelLoadError, match="bad model"), engine._worker_faults("embed"):
+        raise ray.exceptions.RayTaskError("f", "traceback", ModelLoadError("bad model"))

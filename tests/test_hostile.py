@@ -118,6 +118,7 @@ def hostile(tmp_path):
     for path in (root / "secret.txt", root / "locked"):
         if path.exists():
             path.chmod(0o755)
+    (root / "huge.txt").unlink()  # pytest keeps recent temp folders: don't keep 200 MB in them
 
 
 def docs_by_id(out: Path) -> dict[str, dict]:
@@ -187,6 +188,7 @@ def test_oversized_file_costs_no_memory(tmp_path):
     # under a raised cap it is read, and what is read is bounded by the cap
     capped = read_source(src, IngestConfig(max_bytes=BIG))
     assert capped.skip_reason is None and capped.size == BIG
+    big.unlink()
 
 
 def test_permission_denied_even_as_root(tmp_path):
