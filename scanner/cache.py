@@ -34,6 +34,21 @@ def content_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+#: a temporary shard this old was left by a killed run (a live run renames its shard within seconds)
+STALE_SECONDS = 3600
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    import time
+
+    for tmp in folder.glob(".shard-*.npz"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except OSError:  # removed meanwhile by another run
+            pass
+
+
 class EmbeddingCache:
     """Vectors of one embedding model. Reads every shard once when opened; ``add`` writes a new shard."""
 
@@ -41,7 +56,9 @@ class EmbeddingCache:
         self.folder = Path(root) / "embeddings" / model_fingerprint
         self._vectors: dict[int, np.ndarray] = {}
         if self.folder.is_dir():
-            for shard in sorted(self.folder.glob("*.npz")):
+            _remove_stale_temporaries(self.folder)
+            # finished shards only: ".shard-*" files are being written by a run (maybe a concurrent one)
+            for shard in sorted(self.folder.glob("[!.]*.npz")):
                 try:
                     with np.load(shard) as data:
                         for key, vec in zip(data["keys"].tolist(), data["vectors"], strict=True):

@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 pairs were flagged and --fail-on-match was given; 2 bad option; 3 input problem
 (missing path, nothing scannable); 4 report cannot be written; 5 model cannot be loaded; 6 reference index
-problem; 7 Ray cluster unreachable; 70 internal error; 130 interrupted (Ctrl-C).
+problem; 7 Ray cluster unreachable; 8 a Ray worker kept dying after its retries; 70 internal error;
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scanner.errors import InputError, ScannerError
 
 EXIT_MATCHES = 1
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
@@ -50,6 +52,15 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("\nInterrupted: no report was written (finished embeddings stay in the cache).", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException:
+            raise
+        except Exception as exc:  # a bug: keep the traceback for the report, but never exit 1 (--fail-on-match's code)
+            import traceback
+
+            traceback.print_exc()
+            click.echo(f"Error: internal error ({exc.__class__.__name__}: {exc}); please report it with the "
+                       "traceback above", err=True)
+            sys.exit(EXIT_INTERNAL)
 
     return wrapper
 

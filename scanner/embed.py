@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,12 +76,10 @@ def load_sentence_transformer(name: str, device: Any) -> Any:
     from sentence_transformers import SentenceTransformer
 
     from scanner.device import dtype_for, quiet_model_logs
-    from scanner.verify import looks_like_path
+    from scanner.modelfiles import safe_model_folder
 
     quiet_model_logs()
-    path = resolve_embedder(name)
-    if looks_like_path(path) and not Path(path).is_dir():
-        raise ModelLoadError(f"embedder folder {path!r} does not exist: pass --embedder with a local model folder")
+    path = str(safe_model_folder(resolve_embedder(name), "embedder", "--embedder"))
     try:
         model = SentenceTransformer(
             path, device=str(device), trust_remote_code=False, local_files_only=True,

@@ -12,7 +12,9 @@ has, never inside a stage.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -20,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from scanner.embed import EmbedConfig, SentenceEmbedder
-from scanner.errors import ClusterError, ConfigError
+from scanner.errors import ClusterError, ConfigError, ScannerError, WorkerError
 from scanner.ingest import IngestConfig, Source
 from scanner.schema import READ as READ_SCHEMA
 from scanner.segment import SegmentConfig, read_and_segment
@@ -32,6 +34,10 @@ ChunkCallback = Callable[[np.ndarray, np.ndarray], None]
 #: with engine "auto" and no cluster address, inputs at least this large start a local Ray; smaller ones run
 #: in-process, where Ray's start-up (5-10 s plus a model load per actor) would cost more than it saves
 AUTO_RAY_BYTES = 5_000_000
+#: how often a model actor that died (killed, out of memory, node lost) is restarted, and a batch or read task
+#: whose worker died is run again, before the run fails with WorkerError
+ACTOR_RESTARTS = 3
+TASK_RETRIES = 3
 #: worker environment: models come from local files only, never from a hub
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -109,7 +115,10 @@ def _sorted_by_row(table: pa.Table) -> pa.Table:
     return table.sort_by("row")
 
 
-LOCAL_CHUNK = 2048
+#: sentences (or pairs) per chunk in-process: each embedded chunk becomes one cache shard, so this bounds the
+#: work an interrupted run loses (~256 sentences, a few seconds on 2 CPU cores); larger gains nothing, since
+#: batches inside a chunk are formed by token count anyway
+LOCAL_CHUNK = 256
 
 
 def _length_order(lengths: Iterator[int] | Sequence[int]) -> np.ndarray:
@@ -213,6 +222,8 @@ class RayEngine:
         ctx.enable_progress_bars = progress
         ctx.verbose_progress = False
         ctx.print_on_execution_start = False
+        if hasattr(ctx, "max_consecutive_actor_init_deaths"):  # an actor that dies while loading its model is replaced
+            ctx.max_consecutive_actor_init_deaths = ACTOR_RESTARTS
         self.resources = {k: float(v) for k, v in ray.cluster_resources().items()}
         where = f"cluster at {address}" if address else "local Ray"
         self.description = f"ray {ray.__version__} ({where}, {int(self.resources.get('CPU', 0))} CPUs, {int(self.resources.get('GPU', 0))} GPUs)"
@@ -224,22 +235,47 @@ class RayEngine:
         if not len(table):
             return READ_SCHEMA.empty_table()
         blocks = max(1, min(len(sources) // 8, int(self.resources.get("CPU", 1)) * 4))
-        ds = ray.data.from_arrow(table).repartition(blocks).map_batches(
-            read_and_segment, batch_format="pyarrow", batch_size=16, fn_kwargs={"ingest": ingest, "segment": segment},
-        )
-        return _sorted_by_row(pa.concat_tables(self._ray.get(ds.to_arrow_refs())).cast(READ_SCHEMA))
+        with warnings.catch_warnings():  # Ray 2.60 deprecates max_retries here but has no named parameter yet
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ray.data.from_arrow(table).repartition(blocks).map_batches(
+                read_and_segment, batch_format="pyarrow", batch_size=16, fn_kwargs={"ingest": ingest, "segment": segment},
+                max_retries=TASK_RETRIES,  # a read task whose worker died runs again (a bad file never raises)
+            )
+        with self._worker_faults("read+segment"):
+            return _sorted_by_row(pa.concat_tables(self._ray.get(ds.to_arrow_refs())).cast(READ_SCHEMA))
+
+    @contextmanager
+    def _worker_faults(self, stage: str) -> Iterator[None]:
+        """A worker that still fails after its retries becomes a ``WorkerError``; a ``ScannerError`` raised
+        inside a worker (e.g. a model that cannot load) reaches the user unchanged."""
+        try:
+            yield
+        except self._ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ScannerError):
+                raise cause from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise WorkerError(
+                f"the {stage} stage failed after {TASK_RETRIES} retries ({exc.__class__.__name__}: {first[:200]}). "
+                "A worker that keeps dying is often out of memory: try a smaller --batch-size, or fewer inputs per run"
+            ) from exc
 
     def _map_model(self, table: pa.Table, cls: type, config: Any, device: str) -> Iterator[dict[str, np.ndarray]]:
         import ray.data
 
         plan = plan_stage(self.resources, device)
-        # Ray Data restarts a dead actor and retries its batch by default (max_restarts=-1, max_task_retries=-1)
-        ds = ray.data.from_arrow(table).map_batches(
-            cls, fn_constructor_kwargs={"config": config, "torch_threads": plan.torch_threads},
-            compute=ray.data.ActorPoolStrategy(size=plan.actors), num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
-            batch_size=plan.rows_per_call, batch_format="numpy",
-        )
-        yield from ds.iter_batches(batch_format="numpy", batch_size=None, prefetch_batches=1)
+        # a dead actor is restarted and its batch retried, a bounded number of times: Ray Data's default
+        # (unbounded) would loop forever on a batch that kills its worker every time, e.g. by running out of memory
+        with warnings.catch_warnings():  # Ray 2.60 deprecates these extra args but has no named parameter yet
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ray.data.from_arrow(table).map_batches(
+                cls, fn_constructor_kwargs={"config": config, "torch_threads": plan.torch_threads},
+                compute=ray.data.ActorPoolStrategy(size=plan.actors), num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
+                batch_size=plan.rows_per_call, batch_format="numpy",
+                max_restarts=ACTOR_RESTARTS, max_task_retries=TASK_RETRIES,
+            )
+        with self._worker_faults(cls.__name__):
+            yield from ds.iter_batches(batch_format="numpy", batch_size=None, prefetch_batches=1)
 
     def embed(self, texts: Sequence[str], config: EmbedConfig, on_chunk: ChunkCallback | None = None) -> np.ndarray:
         if not texts:

@@ -6,7 +6,8 @@
     ├── OutputError              the report cannot be written where asked
     ├── ModelLoadError           a model name or path cannot be loaded offline
     ├── IndexError_              a reference index is missing, corrupt or built with another model
-    └── ClusterError             a Ray address does not answer
+    ├── ClusterError             a Ray address does not answer
+    └── WorkerError              a Ray worker kept dying on the same work after its retries
 """
 
 from __future__ import annotations
@@ -52,3 +53,9 @@ class ClusterError(ScannerError):
     """Raised when the Ray cluster given by --address or RAY_ADDRESS cannot be reached."""
 
     exit_code = 7
+
+
+class WorkerError(ScannerError):
+    """Raised when a Ray worker or model actor died more often than its retries allow (e.g. out of memory)."""
+
+    exit_code = 8

@@ -10,6 +10,7 @@ import codecs
 import fnmatch
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -78,6 +79,24 @@ def _doc_id(path: Path, base: Path) -> str:
     return path.relative_to(base).as_posix() if path != base else path.name
 
 
+def printable(name: str) -> str:
+    """``name`` as valid UTF-8: bytes a file name holds that are not UTF-8 (kept by Python as surrogate
+    escapes, which Arrow cannot store) are shown as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _source(doc: str, path: Path, fmt: str | None, problem: str | None) -> Source:
+    """A ``Source`` whose id and path can be stored in Arrow; a name that is not valid UTF-8 is skipped."""
+    shown_doc, shown_path = printable(doc), printable(str(path))
+    if problem is None and (shown_doc != doc or shown_path != str(path)):
+        problem = "file name is not valid UTF-8 (rename the file to scan it)"
+    return Source(shown_doc, shown_path, fmt, problem)
+
+
 def discover(paths: list[str | os.PathLike[str]], config: IngestConfig) -> list[Source]:
     """All files under ``paths`` (files or folders, recursive), sorted by document id.
 
@@ -103,7 +122,8 @@ def discover(paths: list[str | os.PathLike[str]], config: IngestConfig) -> list[
                 found.setdefault(src.doc, src)
         else:
             doc = _doc_id(root, base)
-            found.setdefault(doc, Source(doc, str(root), FORMATS.get(root.suffix.lower(), "text"), _link_problem(root, root.parent, config)))
+            src = _source(doc, root, FORMATS.get(root.suffix.lower(), "text"), _link_problem(root, root.parent, config))
+            found.setdefault(src.doc, src)
     return [found[k] for k in sorted(found)]
 
 
@@ -128,7 +148,12 @@ def _link_problem(path: Path, root: Path, config: IngestConfig) -> str | None:
 def _walk(root: Path, base: Path, config: IngestConfig) -> list[Source]:
     out: list[Source] = []
     seen_dirs: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=config.follow_symlinks, onerror=None):
+
+    def unreadable_folder(exc: OSError) -> None:  # os.walk would otherwise drop a folder it cannot list
+        folder = Path(exc.filename)
+        out.append(_source(_doc_id(folder, base), folder, None, f"folder cannot be read: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=config.follow_symlinks, onerror=unreadable_folder):
         st = os.stat(dirpath)
         if (st.st_dev, st.st_ino) in seen_dirs:  # a loop via followed symlinks
             dirnames[:] = []
@@ -141,7 +166,7 @@ def _walk(root: Path, base: Path, config: IngestConfig) -> list[Source]:
             for d in dirnames:
                 link = Path(dirpath) / d
                 if link.is_symlink():
-                    out.append(Source(_doc_id(link, base), str(link), None, _link_problem(link, root, config)))
+                    out.append(_source(_doc_id(link, base), link, None, _link_problem(link, root, config)))
         for name in sorted(filenames):
             if name.startswith(".") and not config.include_hidden:
                 continue
@@ -157,7 +182,7 @@ def _walk(root: Path, base: Path, config: IngestConfig) -> list[Source]:
             problem = _link_problem(path, root, config)
             if fmt is None and problem is None:
                 problem = f"unsupported file type {path.suffix or '(no suffix)'!r} (use --include to read it as text)"
-            out.append(Source(doc, str(path), fmt, problem))
+            out.append(_source(doc, path, fmt, problem))
     return out
 
 
@@ -237,6 +262,32 @@ def html_to_text(markup: str) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+
+
+def _read_capped(path: str, max_bytes: int, doc: Document) -> bytes | None:
+    """The bytes of a regular file of at most ``max_bytes``; else None with ``doc.skip_reason`` set.
+
+    Opened non-blocking and checked with ``fstat`` before reading, so a FIFO or a device (for instance behind
+    a followed symlink) is skipped instead of blocking the scan forever or reading without end; the size is
+    checked before reading, so an oversized file costs no memory.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        doc.size = st.st_size
+        for is_kind, what in _NOT_REGULAR:
+            if is_kind(st.st_mode):
+                doc.skip_reason = f"not a regular file: {what}"
+                return None
+        if st.st_size > max_bytes:
+            doc.skip_reason = (f"file is {st.st_size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+                               "(not read; raise --max-file-size to scan it)")
+            return None
+        return fh.read(max_bytes + 1)[:max_bytes]
+
+
 def read_source(src: Source, config: IngestConfig) -> Document:
     """Read and decode one file; any problem becomes ``skip_reason``, never an exception."""
     doc = Document(src.doc, src.path, src.format)
@@ -244,13 +295,7 @@ def read_source(src: Source, config: IngestConfig) -> Document:
         doc.skip_reason = src.skip_reason
         return doc
     try:
-        size = os.path.getsize(src.path)
-        doc.size = size
-        if size > config.max_bytes:
-            doc.skip_reason = f"file is {size / 1e6:.0f} MB, over the {config.max_bytes / 1e6:.0f} MB limit (raise --max-file-size)"
-            return doc
-        with open(src.path, "rb") as fh:
-            raw = fh.read(config.max_bytes + 1)
+        raw = _read_capped(src.path, config.max_bytes, doc)
     except PermissionError:
         doc.skip_reason = "permission denied"
         return doc
@@ -259,6 +304,8 @@ def read_source(src: Source, config: IngestConfig) -> Document:
         return doc
     except OSError as exc:
         doc.skip_reason = f"cannot read: {exc.strerror or exc}"
+        return doc
+    if raw is None:
         return doc
     doc.size = len(raw)
     doc.sha256 = hashlib.sha256(raw).hexdigest()

@@ -27,6 +27,7 @@ from scanner.embed import HASHING, EmbedConfig, resolve_embedder
 from scanner.engine import Engine, EngineConfig, open_engine
 from scanner.errors import ConfigError, InputError
 from scanner.ingest import IngestConfig, discover
+from scanner.modelfiles import preflight
 from scanner.report import check_writable, documents_table, write_report
 from scanner.schema import PAIRS, SENTENCES, conform
 from scanner.segment import SegmentConfig
@@ -194,6 +195,8 @@ def run_scan(
     started = time.perf_counter()
     if out is not None:
         check_writable(out)
+    # both models must exist locally and be safetensors before any work starts (see scanner.modelfiles)
+    preflight(None if config.embed.model == HASHING else resolve_embedder(config.embed.model), config.verify.model)
     timer = _Timer()
     notify = on_stage or (lambda _name: None)
     with timer.stage("discover"):

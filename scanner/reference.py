@@ -48,7 +48,7 @@ from scanner.pipeline import (
     _Timer,
     sentences_table,
 )
-from scanner.report import atomic_write_table, check_writable, documents_table, sidecar_path
+from scanner.report import check_writable, documents_table, write_report
 from scanner.schema import PAIRS, REFERENCE_PAIRS, SEARCH_HITS, conform
 from scanner.verify import model_threshold
 
@@ -228,11 +228,7 @@ def run_against(
     ref_sizes = {doc: int(e["sentences"]) for doc, e in index.documents.items()} if index else None
     result = ScanResult(pairs=pairs, documents=documents, metadata=metadata, reference_sizes=ref_sizes)
     if out is not None:
-        path = check_writable(out)
-        atomic_write_table(documents, sidecar_path(path, "docs"), metadata)
-        atomic_write_table(result.pairs_by_doc, sidecar_path(path, "pairs_by_doc"), metadata)
-        atomic_write_table(pairs, path, metadata)
-        result.out = path
+        result.out = write_report(pairs, documents, out, metadata, schema=REFERENCE_PAIRS, reference_sizes=ref_sizes)
     return result
 
 

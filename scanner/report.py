@@ -40,8 +40,12 @@ def check_writable(out: str | os.PathLike[str]) -> Path:
         raise OutputError(f"--out {str(out)!r} is a folder; give a file name such as {str(path / 'report.parquet')!r}")
     if not folder.is_dir():
         raise OutputError(f"the folder of --out {str(out)!r} does not exist: create {str(folder)!r} first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write in {str(folder)!r} (permission denied): choose another --out")
+    try:  # a real probe: os.access says yes to root on read-only mounts and pseudo-filesystems
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {str(folder)!r} ({exc.strerror or exc}): choose another --out") from exc
     return path
 
 
@@ -160,11 +164,19 @@ def pairs_by_doc(pairs: pa.Table, documents: pa.Table, reference_sizes: dict[str
     return conform(columns, PAIRS_BY_DOC, "pairs_by_doc") if rows else PAIRS_BY_DOC.empty_table()
 
 
-def write_report(pairs: pa.Table, documents: pa.Table, out: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
-    """Write the sidecars (documents, pairs by document), then the report, so a report on disk always has them."""
+def write_report(pairs: pa.Table, documents: pa.Table, out: str | os.PathLike[str], metadata: dict[str, Any], *,
+                 schema: pa.Schema = PAIRS, reference_sizes: dict[str, int] | None = None) -> Path:
+    """Write the sidecars (documents, pairs by document), then the report, so a report on disk always has them.
+
+    ``schema`` is ``PAIRS``, or ``REFERENCE_PAIRS`` for a scan against an index (then ``reference_sizes`` gives
+    the indexed documents' sentence counts, see ``pairs_by_doc``)."""
     path = check_writable(out)
-    documents, pairs = conform(documents, DOCUMENTS, "documents"), conform(pairs, PAIRS, "pairs")
-    atomic_write_table(documents, sidecar_path(path, "docs"), metadata)
-    atomic_write_table(pairs_by_doc(pairs, documents), sidecar_path(path, "pairs_by_doc"), metadata)
-    atomic_write_table(pairs, path, metadata)
+    documents, pairs = conform(documents, DOCUMENTS, "documents"), conform(pairs, schema, "pairs")
+    try:
+        atomic_write_table(documents, sidecar_path(path, "docs"), metadata)
+        atomic_write_table(pairs_by_doc(pairs, documents, reference_sizes), sidecar_path(path, "pairs_by_doc"), metadata)
+        atomic_write_table(pairs, path, metadata)
+    except OSError as exc:  # e.g. the disk filled up during the run: say so in one line, leave no partial file
+        raise OutputError(f"cannot write the report {str(out)!r} ({exc.strerror or exc}): free space or choose "
+                          "another --out; finished embeddings stay in the cache, so a re-run is quick") from exc
     return path

@@ -17,6 +17,8 @@ import torch
 from scanner.batching import token_batches
 from scanner.device import dtype_for, quiet_model_logs, resolve_device
 from scanner.errors import ConfigError, ModelLoadError
+from scanner.modelfiles import looks_like_path as looks_like_path  # re-exported: it used to live here
+from scanner.modelfiles import safe_model_folder
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CROSS_ENCODER = str(WEIGHTS_DIR / "paws-minilm-l6")
@@ -45,11 +47,6 @@ class VerifyConfig:
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"--threshold must be a probability in [0, 1], got {self.threshold}")
-
-
-def looks_like_path(name: str) -> bool:
-    """A hub id is ``name`` or ``owner/name``; anything else (absolute, ./, ~, deeper) is a local path."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
 
 
 def model_threshold(model: str) -> float:
@@ -116,15 +113,14 @@ def load_cross_encoder(model: str, device: torch.device) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_model_logs()
-    if looks_like_path(model) and not Path(model).is_dir():
-        raise ModelLoadError(f"cross-encoder folder {model!r} does not exist: pass --cross-encoder with a local model folder")
+    folder = safe_model_folder(model, "cross-encoder", "--cross-encoder")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
-        if (Path(model) / HEAD_FILE).is_file():
-            net = MeanPoolPairClassifier.from_pretrained(model)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        if (folder / HEAD_FILE).is_file():
+            net = MeanPoolPairClassifier.from_pretrained(folder)
         else:
             net = AutoModelForSequenceClassification.from_pretrained(
-                model, local_files_only=True, use_safetensors=True, trust_remote_code=False
+                folder, local_files_only=True, use_safetensors=True, trust_remote_code=False
             )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 from conftest import write
 
-from scanner.cache import EmbeddingCache, content_key
+from scanner.cache import STALE_SECONDS, EmbeddingCache, content_key
 from scanner.pipeline import ScanConfig, run_scan
 
 
@@ -30,3 +33,16 @@ def test_second_run_embeds_nothing_and_reports_the_same(tmp_path, local_engine):
     assert first.counts["embeddings_from_cache"] == 0
     assert second.counts["embeddings_from_cache"] == second.counts["distinct_sentences"] == 4
     assert first.pairs.equals(second.pairs)
+
+
+def test_shards_being_written_are_left_alone_and_stale_ones_removed(tmp_path):
+    cache = EmbeddingCache(tmp_path, "model-x")
+    cache.add([content_key("a")], np.ones((1, 3), dtype=np.float32))
+    writing = cache.folder / ".shard-live.npz"  # another run's shard, half written
+    writing.write_bytes(b"PK\x03\x04 half")
+    left = cache.folder / ".shard-killed.npz"  # a killed run's leftover
+    left.write_bytes(b"PK\x03\x04 half")
+    os.utime(left, (time.time() - 2 * STALE_SECONDS,) * 2)
+    again = EmbeddingCache(tmp_path, "model-x")
+    assert len(again) == 1
+    assert writing.exists() and not left.exists()

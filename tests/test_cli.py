@@ -108,3 +108,45 @@ def test_candidate_limits_and_search_options(corpus, tmp_path, limits):
     assert meta["candidate_budget"] == (0.5 if "--candidate-budget" in limits else None)
     assert meta["search"] == (limits[1] if "--search" in limits else "exact")
     assert pq.read_table(out).num_rows == 1  # the one exact copy, whatever the candidate limits
+
+
+def test_nothing_scannable_is_an_input_error(tmp_path):
+    write(tmp_path / "only" / "picture.txt", b"\x89PNG\r\n\x1a\n" + bytes(64))
+    write(tmp_path / "only" / "empty.md", "")
+    result = CliRunner().invoke(cli, [str(tmp_path / "only"), "--out", str(tmp_path / "r.parquet"), *FAST])
+    assert result.exit_code == 3, result.output
+    assert "none of the 2 files found could be scanned (binary file: a PNG image; empty file)" in result.output
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_unwritable_out_folder_fails_before_any_work(corpus, tmp_path):
+    # /proc refuses new files even to root, for whom a chmod'ed folder would still be writable
+    result = CliRunner().invoke(cli, [str(corpus), "--out", "/proc/report.parquet", *FAST])
+    assert result.exit_code == 4, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: cannot write in '/proc'")
+    assert "read ..." not in result.output
+
+
+def test_a_failed_report_write_is_one_line_and_leaves_no_file(corpus, tmp_path, monkeypatch):
+    import scanner.report
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(scanner.report.pq, "write_table", disk_full)
+    result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), *FAST])
+    assert result.exit_code == 4, result.output
+    assert "No space left on device" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs"]  # no report, no sidecar, no temp file
+
+
+def test_an_internal_error_exits_70_not_1(corpus, tmp_path, monkeypatch):
+    import scanner.pipeline
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(scanner.pipeline, "documents_table", bug)
+    result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--fail-on-match", *FAST])
+    assert result.exit_code == 70
+    assert "Error: internal error (RuntimeError: a bug)" in result.output
