@@ -181,24 +181,17 @@ def _input_bytes(sources: Sequence[Any]) -> int:
     return total
 
 
-def run_scan(
-    paths: Sequence[str | os.PathLike[str]],
-    config: ScanConfig | None = None,
-    out: str | os.PathLike[str] | None = None,
-    *,
-    engine: Engine | None = None,
-    progress: bool = False,
-    on_stage: Callable[[str], None] | None = None,
-) -> ScanResult:
-    """Scan files and folders; write the report to ``out`` if given. See ``scan`` for the Python API."""
-    config = config or ScanConfig()
-    started = time.perf_counter()
+@contextmanager
+def read_collection(
+    paths: Sequence[str | os.PathLike[str]], config: ScanConfig, out: str | os.PathLike[str] | None,
+    engine: Engine | None, timer: _Timer, notify: Callable[[str], None], progress: bool,
+) -> Iterator[tuple[Engine, pa.Table, pa.Table]]:
+    """The start every scan shares: check ``out`` and both models before any work, find the files, open an
+    engine (unless given; closed on exit), read and segment. Yields (engine, read table, sentences table)."""
     if out is not None:
         check_writable(out)
     # both models must exist locally and be safetensors before any work starts (see scanner.modelfiles)
     preflight(None if config.embed.model == HASHING else resolve_embedder(config.embed.model), config.verify.model)
-    timer = _Timer()
-    notify = on_stage or (lambda _name: None)
     with timer.stage("discover"):
         sources = discover(list(paths), config.ingest)
     if not sources:
@@ -210,14 +203,30 @@ def run_scan(
         notify("read")
         with timer.stage("read_segment"):
             read = engine.read(sources, config.ingest, config.segment)
-        sent = sentences_table(read)
         if not any(s == "scanned" for s in read["status"].to_pylist()):
             reasons = sorted({r for r in read["reason"].to_pylist() if r})
             raise InputError(f"none of the {len(read)} files found could be scanned ({'; '.join(reasons[:3])})")
-        pairs, stats = _find_pairs(sent, config, engine, timer, notify)
+        yield engine, read, sentences_table(read)
     finally:
         if own_engine:
             engine.close()
+
+
+def run_scan(
+    paths: Sequence[str | os.PathLike[str]],
+    config: ScanConfig | None = None,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    engine: Engine | None = None,
+    progress: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> ScanResult:
+    """Scan files and folders; write the report to ``out`` if given. See ``scan`` for the Python API."""
+    config = config or ScanConfig()
+    started, timer = time.perf_counter(), _Timer()
+    notify = on_stage or (lambda _name: None)
+    with read_collection(paths, config, out, engine, timer, notify, progress) as (engine, read, sent):
+        pairs, stats = _find_pairs(sent, config, engine, timer, notify)
     documents = documents_table(read, pairs)
     segmenter = next((s for s in read["segmenter"].to_pylist() if s), "none")
     metadata = _metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)

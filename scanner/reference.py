@@ -34,7 +34,7 @@ from scanner.candidates import (
     word_counts,
 )
 from scanner.engine import Engine, open_engine
-from scanner.errors import ConfigError, InputError
+from scanner.errors import ConfigError
 from scanner.exclusions import boilerplate_mask, quoted_mask
 from scanner.index import ReferenceIndex, vectors_of
 from scanner.ingest import discover
@@ -42,13 +42,13 @@ from scanner.pipeline import (
     ScanConfig,
     ScanResult,
     _embed_with_cache,
-    _input_bytes,
     _metadata,
     _pairs_rows,
     _Timer,
+    read_collection,
     sentences_table,
 )
-from scanner.report import check_writable, documents_table, write_report
+from scanner.report import documents_table, write_report
 from scanner.schema import PAIRS, REFERENCE_PAIRS, SEARCH_HITS, conform
 from scanner.verify import model_threshold
 
@@ -190,30 +190,11 @@ def run_against(
     the embedder of ``config`` (else ``IndexError_``, before any work)."""
     config = config or ScanConfig()
     started, timer, notify = time.perf_counter(), _Timer(), on_stage or (lambda _n: None)
-    if out is not None:
-        check_writable(out)
     index = ReferenceIndex(reference.index) if reference.index else None
     for ix in ([index] if index else []) + [ReferenceIndex(w) for w in reference.exclude_index]:
         ix.check_embedder(config.embed.model)
-    with timer.stage("discover"):
-        sources = discover(list(paths), config.ingest)
-    if not sources:
-        raise InputError(f"no files found under {', '.join(map(str, paths))} (check the paths and --include/--exclude)")
-    own_engine = engine is None
-    with timer.stage("engine_start"):
-        engine = engine or open_engine(config.engine, progress=progress, input_bytes=_input_bytes(sources))
-    try:
-        notify("read")
-        with timer.stage("read_segment"):
-            read = engine.read(sources, config.ingest, config.segment)
-        if not any(s == "scanned" for s in read["status"].to_pylist()):
-            reasons = sorted({r for r in read["reason"].to_pylist() if r})
-            raise InputError(f"none of the {len(read)} files found could be scanned ({'; '.join(reasons[:3])})")
-        sent = sentences_table(read)
+    with read_collection(paths, config, out, engine, timer, notify, progress) as (engine, read, sent):
         pairs, stats = _find_pairs_against(sent, read, index, reference, config, engine, timer, notify)
-    finally:
-        if own_engine:
-            engine.close()
     counted = pairs.set_column(0, "doc_a", pc.if_else(pc.equal(pairs["origin_a"], "reference"),
                                                       pc.binary_join_element_wise("reference:", pairs["doc_a"], ""), pairs["doc_a"]))
     documents = documents_table(read, counted)  # reference sentences must not count for a scanned doc of that name
