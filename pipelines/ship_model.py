@@ -31,6 +31,10 @@ def ship(run_dir: Path, dest: Path, data_dir: Path) -> dict[str, Any]:
 
     best = run_dir / "best"
     net, _ = load_cross_encoder(str(best), torch.device("cpu"))
+    # a run warm-started from a shipped model (possibly this very folder): keep that model's training record
+    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    base_meta = Path(config.get("base_model", "")) / SCANNER_META
+    earlier = json.loads(base_meta.read_text()).get("training") if config.get("base_model") and base_meta.exists() else None
     tokenizer = AutoTokenizer.from_pretrained(best, local_files_only=True)
     if dest.exists():
         shutil.rmtree(dest)
@@ -50,6 +54,10 @@ def ship(run_dir: Path, dest: Path, data_dir: Path) -> dict[str, Any]:
         "validation": classification_report(labels, scores, threshold),
         "training": json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else None,
     }
+    if meta["training"] is not None:
+        meta["training"].pop("losses", None)  # per-step losses stay in the run folder
+        if earlier is not None:
+            meta["training"]["warm_start_from"] = earlier
     (dest / SCANNER_META).write_text(json.dumps(meta, indent=2))
     return meta
 
@@ -65,6 +73,28 @@ def model_card(dest: Path) -> str:
     synthetic = (f", and up to {config['synthetic']:,} balanced PAWS-style synthetic pairs made from those training "
                  "sentences (entity/number swaps as negatives, moved time/place phrases and dropped adverbs as "
                  "positives: `pipelines/augment.py`)") if config.get("synthetic") else ""
+    stages = []
+    stage: dict[str, Any] | None = training
+    while stage:
+        stages.insert(0, stage)
+        stage = stage.get("warm_start_from")
+
+    def describe(t: dict[str, Any]) -> str:
+        c = t.get("config", {})
+        return (f"{c.get('epochs')} epochs, AdamW lr {c.get('lr')}, weight decay {c.get('weight_decay')}, linear "
+                f"warm-up {c.get('warmup')} then decay, length-bucketed batches of at most {c.get('max_tokens')} padded "
+                f"tokens ({c.get('max_rows')} pairs), max length {c.get('max_length')}, seed {c.get('seed')}; best "
+                f"validation check at step {t.get('best_step')} of {t.get('steps')} (planned "
+                f"{t.get('planned_steps', t.get('steps'))}), {t.get('wall_seconds', 0) / 60:.0f} min on 2 CPU cores")
+
+    if len(stages) > 1:
+        hyper = (f"trained in {len(stages)} stages, each continuing from the best checkpoint of the one before "
+                 "(`--base-model` pointing at the earlier model folder):\n" + "\n".join(
+                     f"  {i}. {describe(t)}." for i, t in enumerate(stages, 1))
+                 + f"\n  Total wall time {sum(t.get('wall_seconds', 0) for t in stages) / 60:.0f} min. Command: "
+                 "`python -m pipelines.train_cross_encoder` with those options.")
+    else:
+        hyper = f"{describe(training)}. Command: `python -m pipelines.train_cross_encoder` with those options."
     return f"""# paws-minilm-l6: a small PAWS paraphrase cross-encoder
 
 The scanner's default verifier. It reads two sentences together and returns the probability that they are
@@ -84,12 +114,7 @@ to Paris" vs "from Paris to New York"), which bag-of-words and bi-encoder cosine
   The validation slice is drawn by groups of pairs sharing a sentence, so none of its sentences is trained on.
   Each epoch alternates the sentence order, so both (A, B) and (B, A) are seen. The PAWS-Wiki train split
   was not available.
-- **Hyperparameters:** {config.get('epochs')} epochs, AdamW lr {config.get('lr')}, weight decay
-  {config.get('weight_decay')}, linear warm-up {config.get('warmup')} then decay, length-bucketed batches of at
-  most {config.get('max_tokens')} padded tokens ({config.get('max_rows')} pairs), max length
-  {config.get('max_length')}, seed {config.get('seed')}. Best of the validation checks: step
-  {training.get('best_step')} of {training.get('steps')}; wall time {training.get('wall_seconds', 0) / 60:.0f} min
-  on 2 CPU cores. Command: `python -m pipelines.train_cross_encoder` with those options.
+- **Hyperparameters:** {hyper}
 - **Threshold:** {meta['threshold']} (validation accuracy {val['accuracy']:.4f}), chosen on the validation slice only.
 
 ## Evaluation (`python -m pipelines.evaluate`)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -63,6 +66,31 @@ def library_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(EXIT_INTERNAL)
 
     return wrapper
+
+
+@contextmanager
+def interruptible() -> Iterator[Callable[[], None]]:
+    """Ctrl-C stops a run even where a library swallows the KeyboardInterrupt (one raised inside a ``__del__`` or a
+    Ray callback is only printed): the handler also records the signal, and the returned check, called at every
+    stage boundary and before the report is written, raises it again."""
+    hit = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        hit.set()
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if hit.is_set():
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield check
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -192,6 +220,7 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
     tty = sys.stderr.isatty() and not quiet
 
     def on_stage(name: str) -> None:
+        stop_if_interrupted()
         if not quiet:
             click.echo(f"  {name} ...", err=True)
 
@@ -201,10 +230,11 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
         check_writable(html_out)
     if not quiet:
         click.echo(f"scan {__version__}: {', '.join(paths)}", err=True)
-    if reference.active:
-        result = run_against(paths, reference, config, out, progress=tty, on_stage=on_stage)
-    else:
-        result = run_scan(paths, config, out, progress=tty, on_stage=on_stage)
+    with interruptible() as stop_if_interrupted:
+        if reference.active:
+            result = run_against(paths, reference, config, out, progress=tty, on_stage=on_stage)
+        else:
+            result = run_scan(paths, config, out, progress=tty, on_stage=on_stage)
     if not quiet:
         click.echo(summary_text(result))
     if html_out is not None:

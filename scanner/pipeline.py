@@ -232,6 +232,7 @@ def run_scan(
     metadata = _metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
     result = ScanResult(pairs=pairs, documents=documents, metadata=metadata)
     if out is not None:
+        notify("write")
         with timer.stage("write"):
             result.out = write_report(pairs, documents, out, metadata)
     return result

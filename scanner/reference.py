@@ -209,6 +209,7 @@ def run_against(
     ref_sizes = {doc: int(e["sentences"]) for doc, e in index.documents.items()} if index else None
     result = ScanResult(pairs=pairs, documents=documents, metadata=metadata, reference_sizes=ref_sizes)
     if out is not None:
+        notify("write")
         result.out = write_report(pairs, documents, out, metadata, schema=REFERENCE_PAIRS, reference_sizes=ref_sizes)
     return result
 

@@ -150,3 +150,22 @@ def test_an_internal_error_exits_70_not_1(corpus, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--fail-on-match", *FAST])
     assert result.exit_code == 70
     assert "Error: internal error (RuntimeError: a bug)" in result.output
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_run_at_the_next_stage():
+    import os
+    import signal
+    import time
+
+    from scanner.cli import interruptible
+
+    with interruptible() as stop_if_interrupted:
+        stop_if_interrupted()  # nothing yet
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass  # swallowed, as code running inside a __del__ or a library callback would
+        with pytest.raises(KeyboardInterrupt):
+            stop_if_interrupted()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
