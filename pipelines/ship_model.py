@@ -85,7 +85,7 @@ def model_card(dest: Path) -> str:
                 f"warm-up {c.get('warmup')} then decay, length-bucketed batches of at most {c.get('max_tokens')} padded "
                 f"tokens ({c.get('max_rows')} pairs), max length {c.get('max_length')}, seed {c.get('seed')}; best "
                 f"validation check at step {t.get('best_step')} of {t.get('steps')} (planned "
-                f"{t.get('planned_steps', t.get('steps'))}), {t.get('wall_seconds', 0) / 60:.0f} min on 2 CPU cores")
+                f"{t.get('planned_steps', t.get('steps'))}), {t.get('wall_seconds', 0) / 60:.0f} min on the 2-core machine")
 
     if len(stages) > 1:
         hyper = (f"trained in {len(stages)} stages, each continuing from the best checkpoint of the one before "

@@ -13,12 +13,10 @@ from conftest import REPO
 from scanner.cli import cli
 
 EXPECTED = json.loads((REPO / "examples" / "expected.json").read_text())
-#: planted cases the shipped model (v1) still decides wrongly: strict xfails, so a better model that gets them
+#: planted cases the shipped model (v2) still decides wrongly: strict xfails, so a better model that gets them
 #: right fails these tests until the entry is removed. See the model card and issue #3.
-MODEL_V1_MISSES: set[str] = {
-    "Explosive eruptions can throw ash high into the sky, and the wind can then carry it all around the world.",
-    "Martha looked after the lighthouse on the northern cape by herself for thirty years.",
-    "Each evening, before the sun went down, she climbed the one hundred and twelve steps to light the lamp.",
+MODEL_MISSES: set[str] = {
+    "In 1816 the eruption of Mount Tambora cooled the climate so much that 1815 became known as the year without a summer.",
     "The angle of the dance tells the other bees the direction of the sun relative to the food.",
     "The ship that guided her safely into the harbour was carrying two hundred passengers.",
 }
@@ -28,8 +26,8 @@ def cases(kind: str) -> list:
     out = []
     for case in EXPECTED[kind]:
         marks = []
-        if case["b"][1] in MODEL_V1_MISSES:
-            marks.append(pytest.mark.xfail(strict=True, reason="shipped model v1 decides this pair wrongly (issue #3)"))
+        if case["b"][1] in MODEL_MISSES:
+            marks.append(pytest.mark.xfail(strict=True, reason="the shipped model (v2) decides this pair wrongly (issue #3)"))
         out.append(pytest.param(case, marks=marks, id=case["b"][1][:40]))
     return out
 
@@ -65,7 +63,8 @@ def test_word_swaps_are_not_flagged(report, case):
 def test_nothing_else_is_flagged(report):
     rows, output = report
     planted = {pair_key(c["a"], c["b"]) for c in EXPECTED["must_flag"]}
-    known = {pair_key(c["a"], c["b"]) for c in EXPECTED["must_not_flag"] if c["b"][1] in MODEL_V1_MISSES}
-    extra = [k for k, r in rows.items() if r["match"] != "rejected" and k not in planted | known]
+    # a word swap the model misses is also flagged against the other copies of its source sentence
+    known_wrong = [k for k in rows if any(text in MODEL_MISSES for _doc, text in k)]
+    extra = [k for k, r in rows.items() if r["match"] != "rejected" and k not in planted and k not in known_wrong]
     assert not extra, extra
     assert "Documents: 6 scanned, 0 skipped" in output

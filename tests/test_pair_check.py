@@ -19,7 +19,7 @@ QUEEN = "The queen is the only female in the hive that lays eggs, and she may la
 QUEEN_PARA = "The queen, who is the only female in the hive that lays eggs, can lay two thousand of them in one day."
 
 
-@pytest.mark.xfail(strict=True, reason="shipped model v1 scores this paraphrase below its threshold (issue #3)")
+@pytest.mark.xfail(strict=True, reason="the shipped model (v2) scores this paraphrase below its threshold (issue #3)")
 def test_a_paraphrase_is_a_paraphrase(local_engine):
     assert check(SOURCE, PARAPHRASE, engine=local_engine).paraphrase
 

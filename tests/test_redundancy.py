@@ -32,8 +32,8 @@ SUMMARY = [
     ("The angle of the dance tells the other bees the direction of the sun relative to the food.", False),
 ]
 PARAGRAPH_AFTER = {2, 6}
-#: sentences the shipped model (v1) decides wrongly: strict xfails, so a better model shows up as passes to update
-MODEL_V1_MISSES = {8, 10}
+#: sentences the shipped model (v2) decides wrongly: strict xfails, so a better model shows up as passes to update
+MODEL_MISSES = {8, 10}
 
 
 def _text(keep=lambda i: True) -> str:
@@ -52,8 +52,8 @@ def result(local_engine):
 
 def _cases():
     for i, (sentence, removed) in enumerate(SUMMARY):
-        marks = [pytest.mark.xfail(strict=True, reason="shipped model v1 decides this wrongly (issue #3)")] \
-            if i in MODEL_V1_MISSES else []
+        marks = [pytest.mark.xfail(strict=True, reason="the shipped model (v2) decides this wrongly (issue #3)")] \
+            if i in MODEL_MISSES else []
         yield pytest.param(i, removed, marks=marks, id=f"{i}-{'remove' if removed else 'keep'}-{sentence[:30]}")
 
 
@@ -68,7 +68,7 @@ def test_verbatim_repeat_is_removed_into_the_first_sentence_group(result):
     assert [(r.index, r.match, r.score) for r in group.removed] == [(6, "exact", 1.0)]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the sentences in MODEL_V1_MISSES right (shipped model v1, issue #3)")
+@pytest.mark.xfail(strict=True, reason="needs the sentences in MODEL_MISSES right (the shipped model (v2), issue #3)")
 def test_cleaned_text_is_the_summary_without_its_repeats(result):
     assert result.text == _text(keep=lambda i: not SUMMARY[i][1])
 
