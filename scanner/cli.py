@@ -83,7 +83,8 @@ def interruptible() -> Iterator[Callable[[], None]]:
         if hit.is_set():
             raise KeyboardInterrupt
 
-    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+    # signal handlers belong to the main thread; a job started with SIGINT ignored (`scan ... &` in a script) keeps it so
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield check
         return
     previous = signal.signal(signal.SIGINT, handler)

@@ -159,6 +159,7 @@ def test_a_swallowed_ctrl_c_still_stops_the_run_at_the_next_stage():
 
     from scanner.cli import interruptible
 
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # SIG_IGN when the tests run in a background job
     with interruptible() as stop_if_interrupted:
         stop_if_interrupted()  # nothing yet
         try:
@@ -169,3 +170,4 @@ def test_a_swallowed_ctrl_c_still_stops_the_run_at_the_next_stage():
         with pytest.raises(KeyboardInterrupt):
             stop_if_interrupted()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, before)

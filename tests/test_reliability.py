@@ -132,8 +132,10 @@ def test_ctrl_c_on_ray_exits_130_without_a_report_and_stops_its_ray(tmp_path):
     out = tmp_path / "out" / "report.parquet"
     out.parent.mkdir()
     # a new session, like a terminal's job: Ctrl-C sends SIGINT to the whole foreground process group
+    # (with SIGINT handled as in a terminal, also when these tests run in a background job that ignores it)
     proc = subprocess.Popen(scan_command(docs, "--out", out, "--engine", "ray", "--no-cache"), env=scan_env(tmp_path),
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines: list[str] = []
         while "embed ..." not in "".join(lines):  # Ray is up and the model stage is running
