@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -58,30 +59,40 @@ def atomic_write_table(table: pa.Table, path: Path, metadata: dict[str, Any] | N
         meta = dict(table.schema.metadata or {})
         meta[METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str).encode()
         table = table.replace_schema_metadata(meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic_write(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
     """Write bytes (e.g. the HTML report) the same way: temporary file in the folder, fsync, rename."""
+    _atomic_write(path, lambda fh: fh.write(data))
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report gets the usual permissions of a new file
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask can only set it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -135,3 +135,20 @@ def test_pairs_by_doc_aggregates_and_ranks():
 def test_pairs_by_doc_of_an_empty_report_is_empty_with_the_schema():
     table = pairs_by_doc(empty(PAIRS), _docs({"a": 3}))
     assert table.num_rows == 0 and table.schema.names == PAIRS_BY_DOC.names
+
+
+def test_reports_get_the_permissions_of_a_new_file(tmp_path):
+    import os
+    import stat
+
+    from scanner.report import atomic_write_bytes, atomic_write_table
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_table(pa.table({"x": [1]}), tmp_path / "r.parquet")
+        atomic_write_bytes(b"<html></html>", tmp_path / "r.html")
+    finally:
+        os.umask(old)
+    for name in ("r.parquet", "r.html"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.parquet"]
