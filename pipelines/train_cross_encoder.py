@@ -55,6 +55,7 @@ class TrainConfig:
     use_mrpc: bool = True
     wiki_repeats: int = 2
     synthetic: int = 20000  # PAWS-style pairs generated from training sentences (pipelines/augment.py)
+    parsed_synthetic: bool = False  # also the spaCy noun-swap negatives and conjunct-swap positives
     max_steps: int = 0  # 0: all epochs; >0 stops early (tests, smoke runs)
     threads: int = 0  # 0: torch default
     pooling: str = "mean"  # mean: MeanPoolPairClassifier; cls: AutoModelForSequenceClassification
@@ -113,7 +114,7 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
 
     if pairs is None:
         pairs = training_pairs(data_dir, use_mrpc=config.use_mrpc, wiki_repeats=config.wiki_repeats,
-                               synthetic=config.synthetic, seed=config.seed)
+                               synthetic=config.synthetic, seed=config.seed, parsed=config.parsed_synthetic)
     if val is None:
         val = validation_pairs(data_dir)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
