@@ -179,7 +179,8 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
         config = ScanConfig.from_options(top_k=settings["top_k"], min_cosine=settings["min_cosine"],
                                          min_words=settings["min_words"], scope=settings["scope"],
                                          threshold=settings["threshold"], engine=settings["engine"], cache_dir=cache,
-                                         mutual=settings.get("mutual"), budget=settings.get("budget"))
+                                         mutual=settings.get("mutual"), budget=settings.get("budget"),
+                                         keep_rejected=True)  # rejected rows cost nothing: they tell misses apart
         engine = CountingEngine(open_engine(config.engine, input_bytes=sum(p.stat().st_size for p in docs.rglob("*.txt"))))
         try:
             result = run_scan([docs], config, engine=engine)
@@ -188,6 +189,7 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
     total = time.perf_counter() - started
     table = result.pairs.select(["doc_a", "text_a", "doc_b", "text_b", "match"]).to_pylist()
     flagged = [[r["doc_a"], r["text_a"], r["doc_b"], r["text_b"]] for r in table if r["match"] != "rejected"]
+    rejected = [[r["doc_a"], r["text_a"], r["doc_b"], r["text_b"]] for r in table if r["match"] == "rejected"]
     rss = peak_rss_mb()
     counts, timings = result.counts, result.metadata["timings"]
     # tokens, counted after the clock stopped, batched as the stages batch them (default EmbedConfig/VerifyConfig)
@@ -203,7 +205,7 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
                        AutoConfig.from_pretrained(ce_cfg.model, local_files_only=True), rss,
                        (emb_lens, token_batches(emb_lens, emb_cfg.max_tokens, emb_cfg.batch_size, emb_cfg.max_padding), timings.get("embed", 0.0)),
                        (ce_lens, token_batches(ce_lens, ce_cfg.max_tokens, ce_cfg.batch_size, ce_cfg.max_padding), timings.get("verify", 0.0)))
-    out.update(counts=counts, timings=timings, engine=result.metadata["engine"])
+    out.update(counts=counts, timings=timings, engine=result.metadata["engine"], rejected=rejected)
     return out
 
 
