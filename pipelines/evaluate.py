@@ -60,15 +60,17 @@ def roberta_base_speed_ratio(net: Any, tokenizer: Any, pairs: list[Pair], repeat
             return self.tok.pad(*args, **kwargs)
 
     a, b = [p.a for p in pairs], [p.b for p in pairs]
-    timings: dict[str, list[float]] = {"model": [], "roberta_base": []}
+    timings: dict[str, list[float]] = {"model": [], "model_both_orders": [], "roberta_base": []}
     for _ in range(repeats):
-        for name, model, tok in (("model", net, tokenizer), ("roberta_base", roberta, _Vocab(tokenizer))):
+        for name, model, tok, both in (("model", net, tokenizer, False), ("model_both_orders", net, tokenizer, True),
+                                       ("roberta_base", roberta, _Vocab(tokenizer), False)):
             start = time.perf_counter()
-            score_pairs(model, tok, a, b)
+            score_pairs(model, tok, a, b, both_orders=both)
             timings[name].append(time.perf_counter() - start)
     med = {k: float(np.median(v)) for k, v in timings.items()}
     return {"pairs": len(pairs), "model_seconds": med["model"], "roberta_base_seconds": med["roberta_base"],
             "model_pairs_per_second": len(pairs) / med["model"], "speedup_vs_roberta_base": med["roberta_base"] / med["model"],
+            "both_orders_speedup_vs_roberta_base": med["roberta_base"] / med["model_both_orders"],
             "model_parameters": sum(p.numel() for p in net.parameters()),
             "roberta_base_parameters": sum(p.numel() for p in roberta.parameters()), "torch_threads": torch.get_num_threads()}
 
@@ -78,7 +80,7 @@ def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0)
     from scanner.embed import EmbedConfig, SentenceEmbedder
 
     net, tokenizer = load_cross_encoder(model, torch.device("cpu"))
-    threshold = model_threshold(model)
+    threshold, threshold_both = model_threshold(model), model_threshold(model, both_orders=True)
     embedder = SentenceEmbedder(EmbedConfig())
     def cap(pairs: list[Pair]) -> list[Pair]:
         return pairs[:limit] if limit else pairs
@@ -87,10 +89,13 @@ def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0)
     val_labels = np.array([p.label for p in val])
     val_cos = cosine_scores(embedder, val)
     cos_threshold = best_threshold(val_labels, val_cos)
-    results: dict[str, Any] = {"model": model, "threshold": threshold, "cosine_threshold": cos_threshold, "splits": {}}
+    results: dict[str, Any] = {"model": model, "threshold": threshold, "threshold_both_orders": threshold_both,
+                               "cosine_threshold": cos_threshold, "splits": {}}
     val_scores = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val])
+    val_both = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val], both_orders=True)
     results["splits"]["validation (PAWS-Wiki dev slice)"] = {
         "cross_encoder": classification_report(val_labels, val_scores, threshold),
+        "cross_encoder_both_orders": classification_report(val_labels, val_both, threshold_both),
         "cosine": classification_report(val_labels, val_cos, cos_threshold),
     }
     for name, pairs in (("PAWS-Wiki test", cap(paws_wiki("test", data_dir))), ("MRPC test", cap(mrpc("test", data_dir)))):
@@ -100,7 +105,9 @@ def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0)
         seconds = time.perf_counter() - start
         report = classification_report(labels, scores, threshold)
         report["pairs_per_second"] = len(pairs) / seconds
+        both = score_pairs(net, tokenizer, [p.a for p in pairs], [p.b for p in pairs], both_orders=True)
         results["splits"][name] = {"cross_encoder": report,
+                                   "cross_encoder_both_orders": classification_report(labels, both, threshold_both),
                                    "cosine": classification_report(labels, cosine_scores(embedder, pairs), cos_threshold)}
     test = paws_wiki("test", data_dir)
     rng = np.random.default_rng(0)
@@ -113,7 +120,10 @@ def markdown(results: dict[str, Any]) -> str:
     rows = ["| split | model | accuracy | macro-F1 | P (para) | R (para) | P (not) | R (not) | ROC-AUC |",
             "|---|---|---|---|---|---|---|---|---|"]
     for split, by_model in results["splits"].items():
-        for label, key in (("cross-encoder", "cross_encoder"), ("cosine only", "cosine")):
+        for label, key in (("cross-encoder", "cross_encoder"), ("cross-encoder, both orders", "cross_encoder_both_orders"),
+                           ("cosine only", "cosine")):
+            if key not in by_model:
+                continue
             r = by_model[key]
             pc, nc = r["per_class"]["paraphrase"], r["per_class"]["not_paraphrase"]
             rows.append(f"| {split} | {label} (thr {r['threshold']:.3f}) | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
@@ -123,7 +133,8 @@ def markdown(results: dict[str, Any]) -> str:
     rows += ["", f"Speed ({s['torch_threads']} CPU threads, {s['pairs']} PAWS-Wiki test pairs, median of 3): "
              f"{s['model_pairs_per_second']:.1f} pairs/s, {s['speedup_vs_roberta_base']:.1f}x faster than a "
              f"roberta-base-sized cross-encoder ({s['model_parameters'] / 1e6:.1f}M vs "
-             f"{s['roberta_base_parameters'] / 1e6:.1f}M parameters)."]
+             f"{s['roberta_base_parameters'] / 1e6:.1f}M parameters)"
+             + (f"; scoring both orders: {s['both_orders_speedup_vs_roberta_base']:.1f}x." if "both_orders_speedup_vs_roberta_base" in s else ".")]
     return "\n".join(rows) + "\n"
 
 

@@ -102,6 +102,8 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]"),
         click.option("--threshold", type=click.FloatRange(0, 1), help="Paraphrase probability at which a pair is "
                      "flagged.  [default: the model's, chosen on its validation data]"),
+        click.option("--both-orders", is_flag=True, help="Score each pair in both sentence orders and average: "
+                     "order-independent and more accurate, at twice the cross-encoder time."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where the models run; auto uses CUDA (fp16) when present."),
         click.option("--batch-size", type=click.IntRange(1), help="Most sentences or pairs per model batch.  [default: 128]"),
@@ -283,9 +285,10 @@ def report_command(report: str, html_out: str, root: str | None) -> None:
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Probability at which a pair is a paraphrase.  "
               "[default: the model's]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--both-orders", is_flag=True, help="Score each pair in both sentence orders and average.")
 @library_errors
 def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str | None, fmt: str | None,
-                  cross_encoder: str | None, threshold: float | None, device: str) -> None:
+                  cross_encoder: str | None, threshold: float | None, device: str, both_orders: bool) -> None:
     """Is the second sentence a paraphrase of the first? Prints the probability and the decision.
 
     \b
@@ -298,14 +301,15 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
     if pairs_file is None:
         if len(sentences) != 2:
             raise click.UsageError("give two sentences, or --pairs FILE")
-        got = pair_check.check(*sentences, threshold=threshold, cross_encoder=cross_encoder, device=device)
+        got = pair_check.check(*sentences, threshold=threshold, cross_encoder=cross_encoder, device=device,
+                               both_orders=both_orders)
         decision = {"exact": "exact copy", "paraphrase": "paraphrase", "different": "not a paraphrase"}[got.match]
         click.echo(f"paraphrase probability {got.score:.3f} (threshold {got.threshold:.3f}): {decision}")
         return
     if sentences:
         raise click.UsageError("give either two sentences or --pairs FILE, not both")
     table = pair_check.check_file(pairs_file, out, fmt=fmt, threshold=threshold, cross_encoder=cross_encoder,
-                                  device=device)
+                                  device=device, both_orders=both_orders)
     flagged = sum(table["paraphrase"].to_pylist())
     if out is None:
         col_a, col_b = next(c for c in pair_check.PAIR_COLUMNS if set(c) <= set(table.column_names))
@@ -325,6 +329,7 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
 @click.option("--embedder", metavar="NAME|PATH", help="Bi-encoder for candidates.  [default: all-MiniLM-L6-v2]")
 @click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--both-orders", is_flag=True, help="Score each pair in both sentence orders and average.")
 @library_errors
 def dedupe_command(file: str, show: bool, **options: Any) -> None:
     """Print a text with its redundant sentences removed (the first of each paraphrase group stays).
@@ -401,6 +406,7 @@ def index_command(paths: tuple[str, ...], where: str, prefix: str, prune: bool, 
     from scanner.pipeline import ScanConfig
 
     options.pop("threshold", None)
+    options.pop("both_orders", None)
     options["include"] = tuple(options["include"]) or None
     options["exclude"] = tuple(options["exclude"]) or None
     config = ScanConfig.from_options(**options)

@@ -12,6 +12,7 @@ a ``paraphrase`` at or above the threshold (default: the one recorded with the m
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pyarrow as pa
 from scanner.candidates import normalise, text_key
 from scanner.engine import Engine, shared_local_engine
 from scanner.errors import InputError, OutputError
-from scanner.verify import DEFAULT_CROSS_ENCODER, VerifyConfig, model_threshold
+from scanner.verify import DEFAULT_CROSS_ENCODER, VerifyConfig
 
 #: accepted names of the two sentence columns in a pairs file, in order of preference
 PAIR_COLUMNS = (("text_a", "text_b"), ("sentence1", "sentence2"), ("a", "b"))
@@ -42,25 +43,25 @@ class Check:
 
 
 def verify_config(cross_encoder: str | None = None, threshold: float | None = None,
-                  device: str = "auto", batch_size: int | None = None) -> VerifyConfig:
-    """A verify config with the threshold resolved (the model's own when None)."""
-    model = cross_encoder or DEFAULT_CROSS_ENCODER
-    config = VerifyConfig(model=model, threshold=threshold, device=device, batch_size=batch_size or 128)
-    return config if threshold is not None else VerifyConfig(model=model, threshold=model_threshold(model),
-                                                             device=device, batch_size=config.batch_size)
+                  device: str = "auto", batch_size: int | None = None, both_orders: bool = False) -> VerifyConfig:
+    """A verify config with the threshold resolved (the model's own for this way of scoring when None)."""
+    config = VerifyConfig(model=cross_encoder or DEFAULT_CROSS_ENCODER, threshold=threshold, device=device,
+                          batch_size=batch_size or 128, both_orders=both_orders)
+    return dataclasses.replace(config, threshold=config.cut())
 
 
 def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None = None,
                 cross_encoder: str | None = None, device: str = "auto", batch_size: int | None = None,
-                engine: Engine | None = None) -> pa.Table:
+                engine: Engine | None = None, both_orders: bool = False) -> pa.Table:
     """Score pairs (a[i], b[i]); returns a table with ``text_a, text_b, score, paraphrase, match`` in input order.
 
     Identical pairs are settled without the model; each distinct remaining pair is cross-encoded once, in the
-    scan's orientation, so the score does not depend on the order of the two sentences.
+    scan's orientation (or in both orders, averaged, with ``both_orders``), so the score does not depend on the
+    order of the two sentences.
     """
     if len(a) != len(b):
         raise ValueError(f"check_pairs needs as many first as second sentences, got {len(a)} and {len(b)}")
-    config = verify_config(cross_encoder, threshold, device, batch_size)
+    config = verify_config(cross_encoder, threshold, device, batch_size, both_orders)
     assert config.threshold is not None
     a, b = [str(x) for x in a], [str(x) for x in b]
     exact = np.array([normalise(x) == normalise(y) for x, y in zip(a, b, strict=True)], dtype=bool)
@@ -80,13 +81,15 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
                       "score": pa.array(scores, pa.float32()), "paraphrase": pa.array(flagged, pa.bool_()),
                       "match": pa.array(match.tolist(), pa.string())})
     return table.replace_schema_metadata({b"threshold": str(config.threshold).encode(),
-                                          b"cross_encoder": config.model.encode()})
+                                          b"cross_encoder": config.model.encode(),
+                                          b"both_orders": str(config.both_orders).lower().encode()})
 
 
 def check(a: str, b: str, *, threshold: float | None = None, cross_encoder: str | None = None,
-          device: str = "auto", engine: Engine | None = None) -> Check:
+          device: str = "auto", engine: Engine | None = None, both_orders: bool = False) -> Check:
     """Paraphrase probability and decision for one pair of sentences (see the module docstring)."""
-    table = check_pairs([a], [b], threshold=threshold, cross_encoder=cross_encoder, device=device, engine=engine)
+    table = check_pairs([a], [b], threshold=threshold, cross_encoder=cross_encoder, device=device, engine=engine,
+                        both_orders=both_orders)
     row = table.to_pylist()[0]
     used = float(table.schema.metadata[b"threshold"])
     return Check(score=round(float(row["score"]), 6), paraphrase=bool(row["paraphrase"]), match=row["match"],
@@ -168,13 +171,13 @@ def write_scores(table: pa.Table, out: str | os.PathLike[str], fmt: str | None =
 
 def check_file(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, fmt: str | None = None,
                threshold: float | None = None, cross_encoder: str | None = None, device: str = "auto",
-               batch_size: int | None = None, engine: Engine | None = None) -> pa.Table:
+               batch_size: int | None = None, engine: Engine | None = None, both_orders: bool = False) -> pa.Table:
     """Score every pair of a TSV/CSV/Parquet file; the other columns (ids, labels) are kept. Writes ``out`` if given."""
     table, (col_a, col_b) = read_pairs(path, fmt)
     a = [("" if x is None else str(x)) for x in table[col_a].to_pylist()]
     b = [("" if x is None else str(x)) for x in table[col_b].to_pylist()]
     scored = check_pairs(a, b, threshold=threshold, cross_encoder=cross_encoder, device=device,
-                         batch_size=batch_size, engine=engine)
+                         batch_size=batch_size, engine=engine, both_orders=both_orders)
     result = table
     for name in ("score", "paraphrase", "match"):
         if name in result.column_names:

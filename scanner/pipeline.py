@@ -31,7 +31,7 @@ from scanner.modelfiles import preflight
 from scanner.report import check_writable, documents_table, write_report
 from scanner.schema import PAIRS, SENTENCES, conform
 from scanner.segment import SegmentConfig
-from scanner.verify import VerifyConfig, model_threshold
+from scanner.verify import VerifyConfig
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     with timer.stage("verify"):
         distinct = engine.score([texts[lo[f]] for f in first_pair], [texts[hi[f]] for f in first_pair], config.verify)
     scores = distinct[pair_inv.reshape(-1)] if len(nb_i) else np.zeros(0, np.float32)
-    threshold = config.verify.threshold if config.verify.threshold is not None else model_threshold(config.verify.model)
+    threshold = config.verify.cut()
     flagged = scores >= threshold
     keep = flagged | config.keep_rejected
     ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
@@ -341,7 +341,8 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "tool": "paraphrase-scanner", "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "embedder": {"name": config.embed.model, "path": embedder, "sha256": model_fingerprint(embedder)},
-        "cross_encoder": {"name": config.verify.model, "sha256": model_fingerprint(config.verify.model)},
+        "cross_encoder": {"name": config.verify.model, "sha256": model_fingerprint(config.verify.model),
+                          "both_orders": config.verify.both_orders},
         "threshold": stats["threshold"], "min_cosine": config.candidates.min_cosine, "top_k": config.candidates.top_k,
         "scope": config.candidates.scope, "min_words": config.candidates.min_words,
         "mutual": config.candidates.mutual, "candidate_budget": config.candidates.budget,

@@ -50,7 +50,6 @@ from scanner.pipeline import (
 )
 from scanner.report import documents_table, write_report
 from scanner.schema import PAIRS, REFERENCE_PAIRS, SEARCH_HITS, conform
-from scanner.verify import model_threshold
 
 REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
 
@@ -248,7 +247,7 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
     with timer.stage("verify"):
         scores, distinct = _verify([texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]],
                                    [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]], config, engine)
-    threshold = config.verify.threshold if config.verify.threshold is not None else model_threshold(config.verify.model)
+    threshold = config.verify.cut()
     decided = _Decided(scores, threshold, config.keep_rejected)
     n = len(nb_i)
     ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
@@ -341,8 +340,7 @@ def search(
     finally:
         if own:
             engine.close()
-    cut = next((t for t in (threshold, config.verify.threshold) if t is not None), None)
-    cut = model_threshold(config.verify.model) if cut is None else cut
+    cut = threshold if threshold is not None else config.verify.cut()
     ok = scores >= cut
     q = np.r_[refp["ex_new"], refp["nb_new"][ok]].astype(np.int64)
     r = np.r_[refp["ex_ref"], refp["nb_ref"][ok]].astype(np.int64)

@@ -40,6 +40,23 @@ def test_the_order_of_the_two_sentences_does_not_matter_and_matches_a_scan(local
     assert report.pairs["score"].to_pylist() == [pytest.approx(check(QUEEN, QUEEN_PARA, engine=local_engine).score)]
 
 
+def test_both_orders_scores_agree_between_check_and_a_scan(local_engine, tmp_path):
+    one = check(QUEEN, QUEEN_PARA, engine=local_engine)
+    both = check(QUEEN, QUEEN_PARA, engine=local_engine, both_orders=True)
+    assert both == check(QUEEN_PARA, QUEEN, engine=local_engine, both_orders=True)
+    assert both.score != one.score
+    from scanner.pipeline import ScanConfig, run_scan
+
+    write(tmp_path / "docs" / "a.txt", QUEEN)
+    write(tmp_path / "docs" / "b.txt", QUEEN_PARA)
+    config = ScanConfig.from_options(threshold=0.0, cache=False, both_orders=True)
+    report = run_scan([tmp_path / "docs"], config, engine=local_engine)
+    assert report.pairs["score"].to_pylist() == [pytest.approx(both.score)]
+    assert report.metadata["cross_encoder"]["both_orders"] is True
+    result = CliRunner().invoke(cli, ["check", "--both-orders", QUEEN, QUEEN_PARA], catch_exceptions=False)
+    assert f"paraphrase probability {both.score:.3f} (threshold {both.threshold:.3f})" in result.output
+
+
 def test_identical_sentences_are_exact_without_the_model():
     got = check("The  cat sat on the mat.", "the cat sat on the mat.", cross_encoder="/no/such/model")
     assert (got.score, got.paraphrase, got.match) == (1.0, True, "exact")

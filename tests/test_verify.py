@@ -46,6 +46,28 @@ def test_batching_does_not_change_scores(scorer):
     np.testing.assert_allclose(together, tiny, atol=1e-5)
 
 
+def test_both_orders_is_the_mean_of_the_two_orders_and_symmetric(scorer):
+    a = ["The lava cooled into black rock.", "Bees tell the others where the flowers are."]
+    b = ["Black rock formed when the lava cooled.", "The flowers are where the bees tell the others."]
+    ab, ba = scorer.score(a, b), scorer.score(b, a)
+    assert np.abs(ab - ba).max() > 1e-4  # the model alone is not symmetric, so the option does something
+    both = score_pairs(scorer.net, scorer.tokenizer, a, b, both_orders=True)
+    np.testing.assert_allclose(both, (ab + ba) / 2, atol=1e-5)
+    np.testing.assert_allclose(score_pairs(scorer.net, scorer.tokenizer, b, a, both_orders=True), both, atol=1e-6)
+    both_scorer = CrossEncoderScorer(VerifyConfig(device="cpu", both_orders=True))
+    np.testing.assert_allclose(both_scorer.score(a, b), both, atol=1e-5)
+
+
+def test_both_orders_has_its_own_threshold(tmp_path):
+    (tmp_path / "scanner.json").write_text('{"threshold": 0.6, "threshold_both_orders": 0.7}')
+    assert VerifyConfig(model=str(tmp_path)).cut() == 0.6
+    assert VerifyConfig(model=str(tmp_path), both_orders=True).cut() == 0.7
+    assert VerifyConfig(model=str(tmp_path), both_orders=True, threshold=0.2).cut() == 0.2
+    (tmp_path / "scanner.json").write_text('{"threshold": 0.6}')  # a model that records no both-orders threshold
+    assert VerifyConfig(model=str(tmp_path), both_orders=True).cut() == 0.6
+    assert 0.0 < model_threshold(DEFAULT_CROSS_ENCODER, both_orders=True) < 1.0
+
+
 def test_ray_batch_interface(scorer):
     out = scorer({"row": np.array([0, 1]), "text_a": np.array(["a b c d", "x y z"]), "text_b": np.array(["a b c d", "q r s"])})
     assert out["score"].shape == (2,) and list(out["row"]) == [0, 1]
