@@ -1,7 +1,8 @@
 """Copy the best training checkpoint into the package as the default cross-encoder.
 
     python -m pipelines.ship_model runs/paws-minilm-l6
-    python -m pipelines.ship_model runs/paws-minilm-l6 --card-only   # refresh the model card after evaluating
+    python -m pipelines.ship_model --card-only         # refresh the model card after evaluating
+    python -m pipelines.ship_model --thresholds-only   # choose the shipped model's thresholds again (scanner.json)
 
 Stores the weights as fp16 safetensors (half the size; the scanner casts to fp32 on CPU), the tokenizer,
 ``scanner.json`` with the flagging threshold chosen on the validation slice (the cut that maximises
@@ -154,7 +155,8 @@ to Paris" vs "from Paris to New York"), which bag-of-words and bi-encoder cosine
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?", help="A training run folder (not needed with --card-only "
+                        "or --thresholds-only).")
     parser.add_argument("--dest", type=Path, default=Path(DEFAULT_CROSS_ENCODER))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--card-only", action="store_true")
@@ -167,6 +169,8 @@ def main() -> None:
         meta_path.write_text(json.dumps(meta, indent=2))
         print(f"{args.dest}: threshold {meta['threshold']}, both orders {meta['threshold_both_orders']}")
     elif not args.card_only:
+        if args.run_dir is None:
+            parser.error("give the training run folder to ship")
         meta = ship(args.run_dir, args.dest, args.data_dir)
         print(f"shipped to {args.dest}: threshold {meta['threshold']}, validation accuracy {meta['validation']['accuracy']:.4f}")
     (args.dest / "README.md").write_text(model_card(args.dest))
