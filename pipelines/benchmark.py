@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from pipelines.corpus import Corpus, CorpusConfig, build_corpus
-from scanner.candidates import normalise
+from scanner.candidates import CandidateConfig, normalise
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "pipelines" / "results" / "benchmark.json"
@@ -186,7 +186,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
 @click.option("--search-only", "search_only", type=int, default=None, help="Only benchmark candidate search on N synthetic vectors.")
 @click.option("--search", "search", default="auto", type=click.Choice(["auto", "exact", "ivf", "faiss"]), show_default=True,
               help="With --search-only: the search to time (auto: exact below 200k vectors, ivf above).")
-@click.option("--nprobe", type=int, default=16, show_default=True, help="With --search-only: lists probed per query (ivf, faiss).")
+@click.option("--nprobe", type=int, default=CandidateConfig.nprobe, show_default=True, help="With --search-only: lists probed per query (ivf, faiss).")
 @click.option("--faiss-threads", type=int, default=None, help="With --search-only: FAISS OpenMP threads (default: all cores).")
 @click.option("--work-dir", type=click.Path(file_okay=False), default=None, help="Where corpora are written (default: a temp dir).")
 @click.option("--seed", default=0, show_default=True)
