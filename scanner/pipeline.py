@@ -161,10 +161,12 @@ def sentences_table(read: pa.Table) -> pa.Table:
 
 
 def _pairs_rows(sent: pa.Table, i: np.ndarray, j: np.ndarray, cosine: np.ndarray, score: np.ndarray,
-                match: Sequence[str], reason: Sequence[str]) -> pa.Table:
+                match: Sequence[str], reason: Sequence[str], side_a: pa.Table | None = None) -> pa.Table:
+    """Report rows for pairs (i[k], j[k]) of sentence rows; ``side_a``: the table that rows ``i`` index, when it
+    is not ``sent`` (the reference index's sentences in a scan against an index)."""
     cols: dict[str, Any] = {}
-    for side, rows in (("a", i), ("b", j)):
-        taken = sent.take(pa.array(rows, pa.int64()))
+    for side, table, rows in (("a", sent if side_a is None else side_a, i), ("b", sent, j)):
+        taken = table.take(pa.array(rows, pa.int64()))
         for name in ("doc", "index", "start", "end", "text"):
             cols[f"{name}_{side}"] = taken[name]
     cols.update(cosine=pa.array(cosine, pa.float32()), score=pa.array(score, pa.float32()),

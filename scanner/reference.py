@@ -49,7 +49,7 @@ from scanner.pipeline import (
     sentences_table,
 )
 from scanner.report import documents_table, write_report
-from scanner.schema import PAIRS, REFERENCE_PAIRS, SEARCH_HITS, conform
+from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, conform
 
 REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
 
@@ -138,19 +138,6 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
         "nb_new": nb_new, "nb_ref": remap(nb_ref) if len(nb_ref) else nb_ref, "nb_cos": nb_cos,
     }
     return pairs, ref if ref is not None else _no_reference()[1]
-
-
-def _reference_rows(ref: pa.Table, sent: pa.Table, ref_rows: np.ndarray, new_rows: np.ndarray, cosine: np.ndarray,
-                    score: np.ndarray, match: Sequence[str], reason: Sequence[str]) -> pa.Table:
-    """Report rows with the reference sentence on side a and the scanned one on side b."""
-    cols: dict[str, Any] = {}
-    for side, table, rows in (("a", ref, ref_rows), ("b", sent, new_rows)):
-        taken = table.take(pa.array(rows, pa.int64()))
-        for name in ("doc", "index", "start", "end", "text"):
-            cols[f"{name}_{side}"] = taken[name]
-    cols.update(cosine=pa.array(cosine, pa.float32()), score=pa.array(score, pa.float32()),
-                match=pa.array(match, pa.string()), reason=pa.array(reason, pa.string()))
-    return conform(cols, PAIRS, "pairs")
 
 
 def _exclusion_blocks(reference: ReferenceConfig, config: ScanConfig, engine: Engine) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -257,8 +244,9 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
     ]
     ex_n = len(refp["ex_new"])
     against = [
-        _reference_rows(ref, sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(ex_n), ["exact"] * ex_n, [EXACT_REASON] * ex_n),
-        _reference_rows(ref, sent, *decided.take(slice(n, None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"])),
+        _pairs_rows(sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(ex_n), ["exact"] * ex_n, [EXACT_REASON] * ex_n,
+                    side_a=ref),
+        _pairs_rows(sent, *decided.take(slice(n, None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"]), side_a=ref),
     ]
     origins = ["scanned"] * sum(t.num_rows for t in scanned) + ["reference"] * sum(t.num_rows for t in against)
     pairs = pa.concat_tables(scanned + against).append_column("origin_a", pa.array(origins, pa.string()))
