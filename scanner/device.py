@@ -29,6 +29,19 @@ def dtype_for(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
+#: padded tokens per batch when none is given: on a CPU, activations that stay in the caches (a 2,048-token
+#: MiniLM batch embedded 20% faster here than an 8,192-token one, README "Performance"); on a GPU, wide batches
+CPU_BATCH_TOKENS = 2048
+GPU_BATCH_TOKENS = 16384
+
+
+def batch_tokens(device: torch.device, max_tokens: int | None) -> int:
+    """The padded-token budget of a batch: ``max_tokens`` if given, else the default for the device."""
+    if max_tokens is not None:
+        return max_tokens
+    return GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS
+
+
 def quiet_model_logs() -> None:
     """Silence the per-load progress bars and notices of transformers; the scanner reports progress itself."""
     import transformers

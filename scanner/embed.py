@@ -39,12 +39,13 @@ def resolve_embedder(name: str) -> str:
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """Settings of the embed stage. ``max_tokens`` bounds a padded batch; ``batch_size`` caps its rows;
-    ``max_padding`` caps the padding share of a batch (see ``scanner.batching.token_batches``)."""
+    """Settings of the embed stage. ``max_tokens`` bounds a padded batch (None: the device's default,
+    ``scanner.device.batch_tokens``); ``batch_size`` caps its rows; ``max_padding`` caps the padding share of a
+    batch (see ``scanner.batching.token_batches``)."""
 
     model: str = DEFAULT_EMBEDDER
     batch_size: int = 128
-    max_tokens: int = 8192
+    max_tokens: int | None = None
     device: str = "auto"
     max_padding: float = 0.2
 
@@ -101,12 +102,14 @@ class SentenceEmbedder:
     def __init__(self, config: EmbedConfig, torch_threads: int | None = None) -> None:
         import torch
 
-        from scanner.device import resolve_device
+        from scanner.device import batch_tokens, resolve_device
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.config = config
-        self.model = None if config.model == HASHING else load_sentence_transformer(config.model, resolve_device(config.device))
+        device = resolve_device(config.device)
+        self.max_tokens = batch_tokens(device, config.max_tokens)
+        self.model = None if config.model == HASHING else load_sentence_transformer(config.model, device)
 
     @property
     def dim(self) -> int:
@@ -129,7 +132,7 @@ class SentenceEmbedder:
         lengths = [min(len(ids), limit) for ids in self.model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for batch in token_batches(lengths, self.config.max_tokens, self.config.batch_size, self.config.max_padding):
+            for batch in token_batches(lengths, self.max_tokens, self.config.batch_size, self.config.max_padding):
                 vecs = self.model.encode([texts[i] for i in batch], batch_size=len(batch), normalize_embeddings=True,
                                          convert_to_numpy=True, show_progress_bar=False)
                 out[batch] = vecs.astype(np.float32)

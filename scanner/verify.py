@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from scanner.batching import token_batches
-from scanner.device import dtype_for, quiet_model_logs, resolve_device
+from scanner.device import CPU_BATCH_TOKENS, batch_tokens, dtype_for, quiet_model_logs, resolve_device
 from scanner.errors import ConfigError, ModelLoadError
 from scanner.modelfiles import looks_like_path as looks_like_path  # re-exported: it used to live here
 from scanner.modelfiles import safe_model_folder
@@ -35,14 +35,14 @@ class VerifyConfig:
     ``both_orders`` scores each pair as (a, b) and as (b, a) and averages the two: the score no longer depends
     on which sentence comes first, and the shipped model is more accurate so (see the README), at twice the
     cross-encoder work. It uses its own threshold, also chosen on the validation slice.
-    ``max_tokens`` bounds a padded batch (rows x longest row): larger uses more memory, and on a GPU more
-    parallelism; ``batch_size`` caps the rows; ``max_padding`` caps the padding share of a batch.
+    ``max_tokens`` bounds a padded batch (rows x longest row; None: the device's default,
+    ``scanner.device.batch_tokens``): larger uses more memory, and on a GPU more parallelism; ``batch_size`` caps the rows; ``max_padding`` caps the padding share of a batch.
     """
 
     model: str = DEFAULT_CROSS_ENCODER
     threshold: float | None = None
     batch_size: int = 128
-    max_tokens: int = 8192
+    max_tokens: int | None = None
     max_length: int = 128
     device: str = "auto"
     max_padding: float = 0.2
@@ -156,7 +156,7 @@ def score_pairs(
     b: Sequence[str],
     *,
     max_length: int = 128,
-    max_tokens: int = 8192,
+    max_tokens: int = CPU_BATCH_TOKENS,
     batch_size: int = 128,
     max_padding: float | None = 0.2,
     both_orders: bool = False,
@@ -193,12 +193,13 @@ class CrossEncoderScorer:
             torch.set_num_threads(torch_threads)
         self.config = config
         self.device = resolve_device(config.device)
+        self.max_tokens = batch_tokens(self.device, config.max_tokens)
         self.net, self.tokenizer = load_cross_encoder(config.model, self.device)
 
     def score(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         c = self.config
         return score_pairs(
-            self.net, self.tokenizer, a, b, max_length=c.max_length, max_tokens=c.max_tokens, batch_size=c.batch_size,
+            self.net, self.tokenizer, a, b, max_length=c.max_length, max_tokens=self.max_tokens, batch_size=c.batch_size,
             max_padding=c.max_padding, both_orders=c.both_orders,
         )
 

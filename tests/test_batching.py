@@ -47,3 +47,12 @@ def test_padding_bound_splits_a_mixed_batch():
     assert [len(b) for b in token_batches(lengths, 10_000, 64)] == [20]  # 2000 padded for 1200 real
     assert [len(b) for b in token_batches(lengths, 10_000, 64, max_padding=0.0)] == [10, 10]
     assert [len(b) for b in token_batches(lengths, 10_000, 64, max_padding=0.2)] == [12, 8]  # 1200 <= 1.2 x 1040
+
+
+def test_batch_budget_follows_the_device_unless_given():
+    import torch
+
+    from scanner.device import CPU_BATCH_TOKENS, GPU_BATCH_TOKENS, batch_tokens
+
+    assert batch_tokens(torch.device("cpu"), None) == CPU_BATCH_TOKENS < GPU_BATCH_TOKENS == batch_tokens(torch.device("cuda"), None)
+    assert batch_tokens(torch.device("cpu"), 512) == batch_tokens(torch.device("cuda"), 512) == 512
