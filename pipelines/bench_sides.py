@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -166,9 +167,11 @@ class CountingEngine:
 
 def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """``scanner.run_scan`` on ``docs`` with a fresh cache; tokens counted as the stages batch them."""
+    import torch
     from transformers import AutoConfig, AutoTokenizer
 
     from scanner.batching import token_batches
+    from scanner.device import batch_tokens
     from scanner.embed import EmbedConfig, packaged_minilm_path
     from scanner.engine import open_engine
     from scanner.pipeline import ScanConfig, run_scan
@@ -176,10 +179,13 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
+        if settings.get("static_cache"):  # the static pre-filter's table, distilled once per machine like an
+            shutil.copytree(Path(settings["static_cache"]) / "static", Path(cache) / "static")  # installed model
         config = ScanConfig.from_options(top_k=settings["top_k"], min_cosine=settings["min_cosine"],
                                          min_words=settings["min_words"], scope=settings["scope"],
                                          threshold=settings["threshold"], engine=settings["engine"], cache_dir=cache,
                                          mutual=settings.get("mutual"), budget=settings.get("budget"),
+                                         prefilter=settings.get("prefilter"),
                                          keep_rejected=True)  # rejected rows cost nothing: they tell misses apart
         engine = CountingEngine(open_engine(config.engine, input_bytes=sum(p.stat().st_size for p in docs.rglob("*.txt"))))
         try:
@@ -194,6 +200,8 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
     counts, timings = result.counts, result.metadata["timings"]
     # tokens, counted after the clock stopped, batched as the stages batch them (default EmbedConfig/VerifyConfig)
     emb_cfg, ce_cfg = EmbedConfig(), VerifyConfig()
+    emb_budget = batch_tokens(torch.device("cpu"), emb_cfg.max_tokens)
+    ce_budget = batch_tokens(torch.device("cpu"), ce_cfg.max_tokens)
     emb_path = packaged_minilm_path()
     emb_tok = AutoTokenizer.from_pretrained(emb_path, local_files_only=True)
     emb_lens = [min(len(x), 256) for x in emb_tok(engine.embedded)["input_ids"]] if engine.embedded else []
@@ -203,8 +211,8 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
     out = _side_result("scan", total, counts["sentences"], counts["candidate_pairs"], counts["pairs_cross_encoded"],
                        flagged, result.metadata["threshold"], AutoConfig.from_pretrained(emb_path, local_files_only=True),
                        AutoConfig.from_pretrained(ce_cfg.model, local_files_only=True), rss,
-                       (emb_lens, token_batches(emb_lens, emb_cfg.max_tokens, emb_cfg.batch_size, emb_cfg.max_padding), timings.get("embed", 0.0)),
-                       (ce_lens, token_batches(ce_lens, ce_cfg.max_tokens, ce_cfg.batch_size, ce_cfg.max_padding), timings.get("verify", 0.0)))
+                       (emb_lens, token_batches(emb_lens, emb_budget, emb_cfg.batch_size, emb_cfg.max_padding), timings.get("embed", 0.0)),
+                       (ce_lens, token_batches(ce_lens, ce_budget, ce_cfg.batch_size, ce_cfg.max_padding), timings.get("verify", 0.0)))
     out.update(counts=counts, timings=timings, engine=result.metadata["engine"], rejected=rejected)
     return out
 

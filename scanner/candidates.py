@@ -31,6 +31,8 @@ Scope = Literal["cross", "within", "all"]
 SCOPES = ("cross", "within", "all")
 SearchKind = Literal["auto", "exact", "ivf", "faiss"]
 SEARCHES = ("auto", "exact", "ivf", "faiss")
+Prefilter = Literal["auto", "on", "off"]
+PREFILTERS = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ class CandidateConfig:
     #: OpenMP threads for FAISS; None: its default (all cores). On a machine busy with other work, 1 can be
     #: several times faster than more (OpenMP threads spin-wait for each other)
     faiss_threads: int | None = None
+    #: static pre-filter (``scanner.static``): only sentences with a static-embedding neighbour at cosine >=
+    #: ``prefilter_min_cosine`` (in scope, not identical) are embedded by the full model and searched. ``auto``
+    #: turns it on from ``prefilter_min_rows`` distinct searched sentences, with a transformer embedder
+    prefilter: Prefilter = "auto"
+    prefilter_min_cosine: float = 0.48
+    prefilter_min_rows: int = 5000
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -73,6 +81,14 @@ class CandidateConfig:
             raise ConfigError(f"--candidate-budget must be positive, got {self.budget}")
         if self.search not in SEARCHES:
             raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
+        if self.prefilter not in PREFILTERS:
+            raise ConfigError(f"--prefilter must be one of {', '.join(PREFILTERS)}, got {self.prefilter!r}")
+        if not -1.0 <= self.prefilter_min_cosine <= 1.0:
+            raise ConfigError(f"--prefilter-min-cosine must be in [-1, 1], got {self.prefilter_min_cosine}")
+
+    def uses_prefilter(self, distinct: int) -> bool:
+        """Whether a collection of ``distinct`` searched sentences gets the static pre-filter."""
+        return self.prefilter == "on" or (self.prefilter == "auto" and distinct >= self.prefilter_min_rows)
 
     def method(self, rows: int) -> str:
         """The search a collection of ``rows`` vectors gets: ``exact``, ``ivf`` or ``faiss``."""

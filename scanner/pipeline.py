@@ -49,6 +49,11 @@ class ScanConfig:
     cache: bool = True
     cache_dir: str | None = None  # None: scanner.cache.default_cache_dir()
 
+    def __post_init__(self) -> None:
+        if self.candidates.prefilter == "on" and self.embed.model == HASHING:
+            raise ConfigError("--prefilter on needs a transformer embedder (its static table is distilled from it); "
+                              "the 'hashing' embedder is already as cheap as a pre-filter: use --prefilter auto or off")
+
     #: keyword -> (stage, field) for options whose name differs from the stage's field, or that set two stages
     ALIASES = {  # noqa: RUF012 - a class constant of a frozen dataclass
         "embedder": (("embed", "model"),),
@@ -256,8 +261,14 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     keys = np.fromiter((text_key(t) for t in texts), dtype=np.int64, count=len(texts))
     with timer.stage("exact"):
         ex_i, ex_j = exact_pairs(keys, groups, cand.scope, active)
+    n_distinct = len(np.unique(keys[active]))
+    searched = active
+    if config.embed.model != HASHING and cand.uses_prefilter(n_distinct):
+        notify("prefilter")
+        with timer.stage("prefilter"):
+            searched = active & _prefilter(texts, groups, keys, active, config)
     # embed each distinct (normalised) sentence once
-    act_rows = np.flatnonzero(active)
+    act_rows = np.flatnonzero(searched)
     uniq_keys, first, inverse = np.unique(keys[act_rows], return_index=True, return_inverse=True)
     notify("embed")
     with timer.stage("embed"):
@@ -268,7 +279,7 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
         emb[act_rows] = vectors[inverse]
     notify("candidates")
     with timer.stage("candidates"):
-        nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=active)
+        nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=searched)
     # cross-encode each distinct text pair once, always in the same orientation (smaller text key first), so
     # the same two sentences get the same score wherever they occur
     lo = np.where(keys[nb_i] <= keys[nb_j], nb_i, nb_j)
@@ -282,10 +293,10 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     threshold = config.verify.cut()
     flagged = scores >= threshold
     keep = flagged | config.keep_rejected
-    ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
     reasons = [f"cross-encoder {s:.3f} {'>=' if f else '<'} threshold {threshold:.3f}" for s, f in zip(scores[keep], flagged[keep], strict=True)]
     tables = [
-        _pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), ["exact"] * len(ex_i),
+        # identical texts share one vector, so their cosine is 1 (and needs no embedding at all)
+        _pairs_rows(sent, ex_i, ex_j, np.ones(len(ex_i)), np.ones(len(ex_i)), ["exact"] * len(ex_i),
                     ["identical after normalising case and whitespace"] * len(ex_i)),
         _pairs_rows(sent, nb_i[keep], nb_j[keep], nb_cos[keep], scores[keep],
                     ["paraphrase" if f else "rejected" for f in flagged[keep]], reasons),
@@ -294,11 +305,25 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
                                               ("doc_b", "ascending"), ("index_b", "ascending")])
     stats = {
         "sentences_searched": int(active.sum()), "sentences_short": int((~active).sum()),
-        "distinct_sentences": len(uniq_keys), "embeddings_from_cache": cached, "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
+        "distinct_sentences": n_distinct, "sentences_embedded": len(uniq_keys),
+        "sentences_prefiltered_out": int((active & ~searched).sum()), "embeddings_from_cache": cached, "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
         "pairs_cross_encoded": len(uniq_pairs), "paraphrase_pairs": int(flagged.sum()),
-        "rejected_pairs": int((~flagged).sum()), "threshold": threshold,
+        "rejected_pairs": int((~flagged).sum()), "threshold": threshold, "prefilter": searched is not active,
     }
     return pairs, stats
+
+
+def _prefilter(texts: list[str], groups: np.ndarray, keys: np.ndarray, active: np.ndarray,
+               config: ScanConfig) -> np.ndarray:
+    """``scanner.static.prefilter`` with the table distilled from this scan's embedder (cached beside the
+    embedding cache, or in memory with the cache off)."""
+    from scanner.cache import default_cache_dir
+    from scanner.static import StaticEmbedder, prefilter
+
+    model = resolve_embedder(config.embed.model)
+    root = (config.cache_dir or default_cache_dir()) if config.cache else None
+    embedder = StaticEmbedder.load(model, root, model_fingerprint(model))
+    return prefilter(embedder, texts, groups, keys, active, config.candidates)
 
 
 def _embed_with_cache(texts: list[str], config: ScanConfig, engine: Engine) -> tuple[np.ndarray, int]:
@@ -337,7 +362,7 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "documents": len(statuses), "documents_scanned": statuses.count("scanned"),
         "documents_skipped": statuses.count("skipped"), "sentences": len(sent),
         "flagged_pairs": stats["exact_pairs"] + stats["paraphrase_pairs"],
-        **{k: v for k, v in stats.items() if k != "threshold"},
+        **{k: v for k, v in stats.items() if k not in ("threshold", "prefilter")},
     }
     return {
         "tool": "paraphrase-scanner", "version": __version__,
@@ -348,6 +373,8 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "threshold": stats["threshold"], "min_cosine": config.candidates.min_cosine, "top_k": config.candidates.top_k,
         "scope": config.candidates.scope, "min_words": config.candidates.min_words,
         "mutual": config.candidates.mutual, "candidate_budget": config.candidates.budget,
+        "prefilter": stats["prefilter"],
+        "prefilter_min_cosine": config.candidates.prefilter_min_cosine,
         "search": config.candidates.method(stats["sentences_searched"]),
         "keep_rejected": config.keep_rejected, "segmenter": segmenter, "engine": engine, "counts": counts,
         "timings": {**timer.timings, "total": round(time.perf_counter() - started, 3)},

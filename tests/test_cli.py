@@ -96,7 +96,8 @@ def test_local_engine_refuses_an_address(corpus, tmp_path):
     assert result.exit_code == 2 and "--address needs the ray engine" in result.output
 
 
-@pytest.mark.parametrize("limits", [["--mutual"], ["--candidate-budget", "0.5"], ["--search", "ivf"], ["--search", "exact"]])
+@pytest.mark.parametrize("limits", [["--mutual"], ["--candidate-budget", "0.5"], ["--search", "ivf"], ["--search", "exact"],
+                                    ["--prefilter", "auto", "--prefilter-min-cosine", "0.3"]])
 def test_candidate_limits_and_search_options(corpus, tmp_path, limits):
     from scanner.report import read_metadata
 
@@ -107,6 +108,8 @@ def test_candidate_limits_and_search_options(corpus, tmp_path, limits):
     assert meta["mutual"] == ("--mutual" in limits)
     assert meta["candidate_budget"] == (0.5 if "--candidate-budget" in limits else None)
     assert meta["search"] == (limits[1] if "--search" in limits else "exact")
+    assert meta["prefilter_min_cosine"] == (0.3 if "--prefilter" in limits else 0.48)
+    assert meta["prefilter"] is False  # the lexical embedder of these tests never takes the static pre-filter
     assert pq.read_table(out).num_rows == 1  # the one exact copy, whatever the candidate limits
 
 
