@@ -1,12 +1,12 @@
-"""Distill a model2vec static embedder from the packaged all-MiniLM-L6-v2, offline, for candidate generation.
+"""Distill a model2vec static embedder from the packaged all-MiniLM-L6-v2, offline, for comparison.
 
-One forward pass per vocabulary token (a few minutes on 2 CPU cores), then PCA and SIF weighting; the
-result is a token -> vector table, so embedding a sentence is a lookup and a mean. Store it outside git:
+The scanner distills its own static table for the pre-filter (``scanner.static``, no extra dependency); this
+builds model2vec's version of the same idea (one forward pass per vocabulary token, PCA, SIF weighting) so
+``pipelines.static_eval --model2vec`` can measure both on the same corpus. Store it outside git:
 
     python -m pipelines.distill_static --out /root/scanner-runs/m2v
 
-and pass the folder to the benchmark (``--static-embedder``) to measure its candidate recall. Needs
-``pip install model2vec==0.10.0 skeletoken==0.6.1`` (the ``static`` extra).
+Needs ``pip install model2vec==0.10.0 skeletoken==0.6.1`` (the ``static`` extra).
 """
 
 from __future__ import annotations

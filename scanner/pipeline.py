@@ -373,7 +373,7 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "threshold": stats["threshold"], "min_cosine": config.candidates.min_cosine, "top_k": config.candidates.top_k,
         "scope": config.candidates.scope, "min_words": config.candidates.min_words,
         "mutual": config.candidates.mutual, "candidate_budget": config.candidates.budget,
-        "prefilter": stats["prefilter"],
+        "prefilter": stats.get("prefilter", False),  # scans against an index do not pre-filter
         "prefilter_min_cosine": config.candidates.prefilter_min_cosine,
         "search": config.candidates.method(stats["sentences_searched"]),
         "keep_rejected": config.keep_rejected, "segmenter": segmenter, "engine": engine, "counts": counts,
