@@ -78,7 +78,7 @@ def evaluate(sentences: int, seed: int, floors: list[float], data_dir: Path, mod
     for name, embedder in filters.items():
         for floor in floors:
             t0 = time.perf_counter()
-            kept = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_min_cosine=floor))
+            kept, _ = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter="on", prefilter_min_cosine=floor))
             seconds = time.perf_counter() - t0
             ki, kj, _ = neighbour_pairs(dense, groups, CandidateConfig(), keys=keys, active=active & kept)
             got = set(zip(ki.tolist(), kj.tolist(), strict=True))

@@ -69,6 +69,8 @@ class CandidateConfig:
     prefilter: Prefilter = "auto"
     prefilter_min_cosine: float = 0.48
     prefilter_min_rows: int = 5000
+    #: ``auto`` skips the pre-filter when a sample says it would keep more than this share of the sentences
+    prefilter_max_kept: float = 0.85
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -85,6 +87,8 @@ class CandidateConfig:
             raise ConfigError(f"--prefilter must be one of {', '.join(PREFILTERS)}, got {self.prefilter!r}")
         if not -1.0 <= self.prefilter_min_cosine <= 1.0:
             raise ConfigError(f"--prefilter-min-cosine must be in [-1, 1], got {self.prefilter_min_cosine}")
+        if not 0.0 <= self.prefilter_max_kept <= 1.0:
+            raise ConfigError(f"prefilter_max_kept must be a share in [0, 1], got {self.prefilter_max_kept}")
 
     def uses_prefilter(self, distinct: int) -> bool:
         """Whether a collection of ``distinct`` searched sentences gets the static pre-filter."""

@@ -262,11 +262,13 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     with timer.stage("exact"):
         ex_i, ex_j = exact_pairs(keys, groups, cand.scope, active)
     n_distinct = len(np.unique(keys[active]))
-    searched = active
+    searched, estimate = active, None
     if config.embed.model != HASHING and cand.uses_prefilter(n_distinct):
         notify("prefilter")
         with timer.stage("prefilter"):
-            searched = active & _prefilter(texts, groups, keys, active, config)
+            kept, estimate = _prefilter(texts, groups, keys, active, config)
+        if (kept != active).any():
+            searched = active & kept
     # embed each distinct (normalised) sentence once
     act_rows = np.flatnonzero(searched)
     uniq_keys, first, inverse = np.unique(keys[act_rows], return_index=True, return_inverse=True)
@@ -309,12 +311,13 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
         "sentences_prefiltered_out": int((active & ~searched).sum()), "embeddings_from_cache": cached, "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
         "pairs_cross_encoded": len(uniq_pairs), "paraphrase_pairs": int(flagged.sum()),
         "rejected_pairs": int((~flagged).sum()), "threshold": threshold, "prefilter": searched is not active,
+        "prefilter_estimate": estimate,
     }
     return pairs, stats
 
 
 def _prefilter(texts: list[str], groups: np.ndarray, keys: np.ndarray, active: np.ndarray,
-               config: ScanConfig) -> np.ndarray:
+               config: ScanConfig) -> tuple[np.ndarray, float | None]:
     """``scanner.static.prefilter`` with the table distilled from this scan's embedder (cached beside the
     embedding cache, or in memory with the cache off)."""
     from scanner.cache import default_cache_dir
@@ -362,7 +365,7 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "documents": len(statuses), "documents_scanned": statuses.count("scanned"),
         "documents_skipped": statuses.count("skipped"), "sentences": len(sent),
         "flagged_pairs": stats["exact_pairs"] + stats["paraphrase_pairs"],
-        **{k: v for k, v in stats.items() if k not in ("threshold", "prefilter")},
+        **{k: v for k, v in stats.items() if k not in ("threshold", "prefilter", "prefilter_estimate")},
     }
     return {
         "tool": "paraphrase-scanner", "version": __version__,
@@ -374,6 +377,7 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "scope": config.candidates.scope, "min_words": config.candidates.min_words,
         "mutual": config.candidates.mutual, "candidate_budget": config.candidates.budget,
         "prefilter": stats.get("prefilter", False),  # scans against an index do not pre-filter
+        "prefilter_estimated_kept": stats.get("prefilter_estimate"),
         "prefilter_min_cosine": config.candidates.prefilter_min_cosine,
         "search": config.candidates.method(stats["sentences_searched"]),
         "keep_rejected": config.keep_rejected, "segmenter": segmenter, "engine": engine, "counts": counts,

@@ -156,25 +156,59 @@ class StaticEmbedder:
         return centre(mean_vectors(ids, self.table, idf_weights(ids, len(self.table))))
 
 
+#: from this many searched rows on (with ``search="auto"``), the pre-filter's own search is the clustered
+#: ``ivf`` one: a missed static neighbour only costs a sentence MiniLM would have embedded anyway, and an
+#: exact top-1 search at a low floor is quadratic (228 s for 113k sentences here, README "Performance")
+PREFILTER_IVF_ROWS = 20_000
+#: rows sampled to estimate the share the pre-filter would keep, before paying for its search
+ESTIMATE_SAMPLE = 2000
+
+
+def kept_share_estimate(vectors: np.ndarray, rows: np.ndarray, groups: np.ndarray, keys: np.ndarray,
+                        config: CandidateConfig, sample: int = ESTIMATE_SAMPLE) -> float:
+    """The share of ``rows`` with a static neighbour at >= ``config.prefilter_min_cosine`` (another text, in
+    scope), measured exactly on a fixed-seed sample of ``sample`` rows searched against all ``rows``."""
+    from scanner.candidates import _scope_ok
+
+    pick = rows if len(rows) <= sample else np.sort(np.random.default_rng(0).choice(rows, sample, replace=False))
+    best = np.full(len(pick), -np.inf, dtype=np.float32)
+    for start in range(0, len(rows), config.corpus_chunk):
+        cols = rows[start : start + config.corpus_chunk]
+        scores = vectors[pick] @ vectors[cols].T
+        ok = _scope_ok(groups[pick][:, None], groups[cols][None, :], config.scope) & (keys[pick][:, None] != keys[cols][None, :])
+        best = np.maximum(best, np.where(ok, scores, -np.inf).max(axis=1))
+    return float(np.mean(best >= config.prefilter_min_cosine))
+
+
 def prefilter(embedder: StaticEmbedder, texts: Sequence[str], groups: np.ndarray, keys: np.ndarray,
-              active: np.ndarray, config: CandidateConfig) -> np.ndarray:
+              active: np.ndarray, config: CandidateConfig) -> tuple[np.ndarray, float | None]:
     """The active rows worth the full model: those whose text has a static neighbour (another text, in the
     scope) at cosine >= ``config.prefilter_min_cosine``. Rows with the same text are kept or dropped together.
 
     Each distinct text is embedded once; the search is the candidate stage's own (``neighbour_pairs``), with
-    one neighbour per sentence: a sentence is kept by its best static match."""
+    one neighbour per sentence: a sentence is kept by its best static match. With ``config.prefilter`` auto,
+    the share it would keep is first estimated on a sample; above ``config.prefilter_max_kept`` (a collection
+    where nearly every sentence has a near neighbour) the search would cost more than it saves, and every
+    active row is returned. Returns (rows to embed, the estimate or None when none was made)."""
     rows = np.flatnonzero(active)
     kept = np.zeros(len(texts), dtype=bool)
     if len(rows) < 2:
         kept[rows] = True
-        return kept
+        return kept, None
     uniq, first, inverse = np.unique(keys[rows], return_index=True, return_inverse=True)
     vectors = np.zeros((len(texts), embedder.table.shape[1]), dtype=np.float32)
     vectors[rows] = embedder.embed([texts[rows[f]] for f in first])[inverse.reshape(-1)]
-    search = dataclasses.replace(config, top_k=1, min_cosine=config.prefilter_min_cosine, mutual=False, budget=None)
+    estimate = None
+    if config.prefilter == "auto" and len(rows) > ESTIMATE_SAMPLE:
+        estimate = kept_share_estimate(vectors, rows, groups, keys, config)
+        if estimate > config.prefilter_max_kept:
+            return active.copy(), estimate
+    method = "ivf" if config.search == "auto" and len(rows) >= PREFILTER_IVF_ROWS else config.search
+    search = dataclasses.replace(config, top_k=1, min_cosine=config.prefilter_min_cosine, mutual=False, budget=None,
+                                 search=method)
     i, j, _ = neighbour_pairs(vectors, groups, search, keys=keys, active=active)
     hit = np.zeros(len(uniq), dtype=bool)
     hit[np.searchsorted(uniq, keys[i])] = True
     hit[np.searchsorted(uniq, keys[j])] = True
     kept[rows] = hit[inverse.reshape(-1)]
-    return kept
+    return kept, estimate

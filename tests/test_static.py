@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scanner.candidates import CandidateConfig, text_key
+from scanner import static
+from scanner.candidates import CandidateConfig, neighbour_pairs, text_key
 from scanner.errors import ConfigError, ModelLoadError
-from scanner.static import STATIC_DIMS, StaticEmbedder, centre, idf_weights, mean_vectors, pca, prefilter
+from scanner.static import (
+    STATIC_DIMS,
+    StaticEmbedder,
+    centre,
+    idf_weights,
+    kept_share_estimate,
+    mean_vectors,
+    pca,
+    prefilter,
+)
 
 
 def test_pca_keeps_the_largest_variance_first_with_fixed_signs():
@@ -86,7 +97,7 @@ def test_static_vectors_rank_a_paraphrase_above_unrelated_text(embedder: StaticE
     assert sims[0, 1] > sims[0, 2] + 0.3 and sims[0, 1] > sims[0, 3] + 0.3
 
 
-def test_prefilter_keeps_sentences_with_a_match_and_their_copies(embedder: StaticEmbedder):
+def test_prefilter_keeps_sentences_with_a_match_and_their_copies(embedder: StaticEmbedder, monkeypatch):
     texts = [
         "The committee approved the new budget for the city library on Tuesday.",  # doc 0
         "Penguins huddle together to survive the Antarctic winter.",               # doc 0
@@ -98,15 +109,41 @@ def test_prefilter_keeps_sentences_with_a_match_and_their_copies(embedder: Stati
     groups = np.array([0, 0, 1, 1, 2, 2])
     keys = np.array([text_key(t) for t in texts], dtype=np.int64)
     active = np.ones(len(texts), dtype=bool)
-    kept = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_min_cosine=0.48))
+    kept, estimate = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_min_cosine=0.48))
     assert kept.tolist() == [True, False, True, False, False, False]  # the copy is settled by hashing
+    assert estimate is None  # too few rows to be worth estimating first
     # within documents, the paraphrase pair is out of scope
-    within = prefilter(embedder, texts, groups, keys, active, CandidateConfig(scope="within", prefilter_min_cosine=0.48))
+    within, _ = prefilter(embedder, texts, groups, keys, active, CandidateConfig(scope="within", prefilter_min_cosine=0.48))
     assert not within[0] and not within[2]
+    # auto estimates the kept share first (here on every row: 2 of 6) and skips when it is above the limit
+    monkeypatch.setattr(static, "ESTIMATE_SAMPLE", 3)
+    kept, estimate = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_max_kept=0.5))
+    assert estimate == pytest.approx(2 / 6) and kept.tolist() == [True, False, True, False, False, False]
+    kept, estimate = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_max_kept=0.3))
+    assert estimate == pytest.approx(2 / 6) and kept.all()
+    kept, estimate = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter="on", prefilter_max_kept=0.3))
+    assert estimate is None and kept.sum() == 2  # "on" always filters
     # inactive rows are never kept; a floor of -1 keeps every active row
     active[5] = False
-    everything = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_min_cosine=-1.0))
+    everything, _ = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_min_cosine=-1.0))
     assert everything.tolist() == [True, True, True, True, True, False]
+
+
+def test_the_sampled_estimate_matches_the_exact_share_and_the_ivf_search():
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(3000, 16)).astype(np.float32)
+    vecs[1::2] = vecs[::2] + 0.6 * rng.normal(size=(1500, 16))  # a near neighbour for most rows
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    groups, keys, rows = np.arange(3000) % 301, np.arange(3000, dtype=np.int64), np.arange(3000)
+    config = CandidateConfig(prefilter_min_cosine=0.8)
+    full = kept_share_estimate(vecs, rows, groups, keys, config, sample=3000)
+    sampled = kept_share_estimate(vecs, rows, groups, keys, config)
+    assert 0.2 < full < 0.9 and abs(sampled - full) < 0.04
+    search = dataclasses.replace(config, top_k=1, min_cosine=0.8)
+    i, j, _ = neighbour_pairs(vecs, groups, search, keys=keys)
+    assert len(set(i) | set(j)) / 3000 == pytest.approx(full)
+    ivf = neighbour_pairs(vecs, groups, dataclasses.replace(search, search="ivf"), keys=keys)
+    assert len(set(ivf[0]) | set(ivf[1])) >= 0.98 * len(set(i) | set(j))
 
 
 def test_prefilter_options_are_checked():
