@@ -50,6 +50,12 @@ class EmbedConfig:
     max_padding: float = 0.2
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32); all-zero rows stay zero (they match nothing)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
 HASHING = "hashing"
 HASHING_DIM = 512
 
@@ -68,8 +74,7 @@ def hashing_vectors(texts: Sequence[str], dim: int = HASHING_DIM) -> np.ndarray:
         words = [w for w in words if w]
         for gram in words + [a + " " + b for a, b in itertools.pairwise(words)]:
             out[row, zlib.crc32(gram.encode()) % dim] += 1.0
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.where(norms == 0, 1.0, norms)
+    return unit_rows(out)
 
 
 def load_sentence_transformer(name: str, device: Any) -> Any:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from scanner.candidates import CandidateConfig, neighbour_pairs
+from scanner.embed import unit_rows
 from scanner.errors import ModelLoadError
 
 #: dimensions kept by the PCA of the token table
@@ -68,9 +69,7 @@ def mean_vectors(token_ids: Sequence[np.ndarray], table: np.ndarray, weights: np
     w = torch.from_numpy(np.asarray(weights, dtype=np.float32))[flat]
     bag = torch.nn.functional.embedding_bag(flat, torch.from_numpy(np.asarray(table, dtype=np.float32)), offsets,
                                             mode="sum", per_sample_weights=w)
-    out = bag.numpy()
-    norms = np.linalg.norm(out, axis=1, keepdims=True)  # the weighted mean's direction: dividing by the
-    return (out / np.where(norms == 0, 1.0, norms)).astype(np.float32)  # weight sum would not change it
+    return unit_rows(bag.numpy())  # the weighted mean's direction: dividing by the weight sum would not change it
 
 
 def centre(vectors: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -81,9 +80,7 @@ def centre(vectors: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     if len(vectors) == 0:
         return vectors
     mean = vectors[rows].mean(axis=0) if rows is not None and len(rows) else vectors.mean(axis=0)
-    out = vectors - mean
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return (out / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+    return unit_rows(vectors - mean)
 
 
 def distill_table(model_path: str, dims: int = STATIC_DIMS, batch_rows: int = 1024) -> np.ndarray:
