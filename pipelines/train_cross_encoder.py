@@ -59,6 +59,9 @@ class TrainConfig:
     max_steps: int = 0  # 0: all epochs; >0 stops early (tests, smoke runs)
     threads: int = 0  # 0: torch default
     pooling: str = "mean"  # mean: MeanPoolPairClassifier; cls: AutoModelForSequenceClassification
+    # >0: every batch holds each pair in both orders, and the mean squared difference of the two logits is
+    # added to the loss with this weight, so the model learns to score (A, B) and (B, A) alike
+    symmetric: float = 0.0
 
 
 def epoch_batches(lengths: list[int], config: TrainConfig, epoch: int) -> list[np.ndarray]:
@@ -84,15 +87,27 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def order_agreement(forward: np.ndarray, backward: np.ndarray, threshold: float) -> dict[str, float]:
+    """How much a pair's score depends on sentence order: mean |p(A,B) - p(B,A)| and the share of pairs whose
+    decision at ``threshold`` is the same in both orders."""
+    forward, backward = np.asarray(forward), np.asarray(backward)
+    return {"order_gap": float(np.mean(np.abs(forward - backward))),
+            "order_agreement": float(np.mean((forward >= threshold) == (backward >= threshold)))}
+
+
 def evaluate(net: Any, tokenizer: Any, val: list[Pair], config: TrainConfig) -> dict[str, Any]:
+    """Validation report in the (A, B) order, with the best threshold and how far (B, A) disagrees."""
     net.eval()
-    scores = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val], max_length=config.max_length)
+    a, b = [p.a for p in val], [p.b for p in val]
+    both = score_pairs(net, tokenizer, [*a, *b], [*b, *a], max_length=config.max_length)
     net.train()
+    scores, reverse = both[: len(val)], both[len(val) :]
     labels = np.array([p.label for p in val])
     report = classification_report(labels, scores, 0.5)
     thr = best_threshold(labels, scores)
     report["best_threshold"] = thr
     report["accuracy_at_best_threshold"] = classification_report(labels, scores, thr)["accuracy"]
+    report.update(order_agreement(scores, reverse, thr))
     return report
 
 
@@ -174,7 +189,8 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
             fh.write(json.dumps(report) + "\n")
         acc = report["accuracy_at_best_threshold"]
         tqdm.write(f"step {state['step']}: val acc@0.5 {report['accuracy']:.4f}, acc@best {acc:.4f} "
-                   f"(thr {report['best_threshold']:.3f}), auc {report['roc_auc']:.4f}")
+                   f"(thr {report['best_threshold']:.3f}), auc {report['roc_auc']:.4f}, "
+                   f"order gap {report['order_gap']:.4f}, agreement {report['order_agreement']:.4f}")
         if acc > state["best_accuracy"]:
             state["best_accuracy"], state["best_step"] = acc, state["step"]
             best = out / "best"
@@ -198,9 +214,18 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
             flip = (epoch % 2 == 1)
             a = [pairs[j].b if flip else pairs[j].a for j in batch]
             b = [pairs[j].a if flip else pairs[j].b for j in batch]
-            feats = tokenizer(a, b, truncation=True, max_length=config.max_length, padding=True, return_tensors="pt")
             labels = torch.tensor([float(pairs[j].label) for j in batch])
-            loss = loss_fn(net(**feats).logits[:, 0], labels)
+            if config.symmetric > 0:
+                feats = tokenizer([*a, *b], [*b, *a], truncation=True, max_length=config.max_length, padding=True,
+                                  return_tensors="pt")
+                logits = net(**feats).logits[:, 0]
+                forward, backward = logits[: len(batch)], logits[len(batch) :]
+                loss = (loss_fn(forward, labels) + loss_fn(backward, labels)) / 2
+                loss = loss + config.symmetric * torch.mean((forward - backward) ** 2)
+            else:
+                feats = tokenizer(a, b, truncation=True, max_length=config.max_length, padding=True,
+                                  return_tensors="pt")
+                loss = loss_fn(net(**feats).logits[:, 0], labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optim.step()

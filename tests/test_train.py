@@ -9,8 +9,8 @@ import torch
 
 from pipelines.data import Pair
 from pipelines.metrics import best_threshold, classification_report, roc_auc
-from pipelines.train_cross_encoder import TrainConfig, epoch_batches, train
-from scanner.verify import load_cross_encoder, score_pairs
+from pipelines.train_cross_encoder import TrainConfig, epoch_batches, order_agreement, train
+from scanner.verify import DEFAULT_CROSS_ENCODER, load_cross_encoder, score_pairs
 
 PAIRS = [
     Pair("I took a flight from New York to Paris.", "I flew to Paris from New York.", 1, "t"),
@@ -69,3 +69,30 @@ def test_warm_start_continues_from_a_trained_classifier(tmp_path):
     after = score_pairs(net2, tok2, [p.a for p in PAIRS], [p.b for p in PAIRS])
     assert first["steps"] == 4
     np.testing.assert_allclose(after, before, atol=1e-5)
+
+
+def test_order_agreement():
+    forward = np.array([0.9, 0.2, 0.6, 0.4])
+    backward = np.array([0.7, 0.2, 0.4, 0.4])
+    got = order_agreement(forward, backward, 0.5)
+    assert got["order_gap"] == np.mean([0.2, 0.0, 0.2, 0.0])
+    assert got["order_agreement"] == 0.75
+
+
+def test_symmetric_training_narrows_the_order_gap(tmp_path):
+    def logit_gap(folder):
+        net, tok = load_cross_encoder(str(folder), torch.device("cpu"))
+        a, b = [p.a for p in PAIRS], [p.b for p in PAIRS]
+        forward, backward = (np.clip(score_pairs(net, tok, x, y), 1e-6, 1 - 1e-6) for x, y in ((a, b), (b, a)))
+        return float(np.mean(np.abs(np.log(forward / (1 - forward)) - np.log(backward / (1 - backward)))))
+
+    # the shipped model scores these pairs differently in the two orders; a few steps with a heavy symmetry
+    # term pull the two orders' logits together
+    before = logit_gap(DEFAULT_CROSS_ENCODER)
+    assert before > 0.05
+    sym = TrainConfig(base_model=DEFAULT_CROSS_ENCODER, epochs=1, lr=3e-5, warmup=0.0, max_tokens=512, max_rows=4,
+                      eval_every=100, max_steps=4, threads=2, symmetric=50.0)
+    summary = train(sym, tmp_path / "sym", pairs=PAIRS * 4, val=PAIRS)
+    history = [json.loads(line) for line in (tmp_path / "sym" / "history.jsonl").read_text().splitlines()]
+    assert summary["steps"] == 4 and "order_gap" in history[-1]
+    assert logit_gap(tmp_path / "sym" / "best") < 0.8 * before
