@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pipelines.data import DEFAULT_DATA_DIR, Pair, mrpc, paws_wiki, validation_pairs
-from pipelines.metrics import best_threshold, classification_report
+from pipelines.metrics import best_threshold, classification_report, order_agreement
 from scanner.verify import DEFAULT_CROSS_ENCODER, load_cross_encoder, model_threshold, score_pairs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -92,11 +92,12 @@ def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0)
     results: dict[str, Any] = {"model": model, "threshold": threshold, "threshold_both_orders": threshold_both,
                                "cosine_threshold": cos_threshold, "splits": {}}
     val_scores = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val])
-    val_both = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val], both_orders=True)
+    val_reverse = score_pairs(net, tokenizer, [p.b for p in val], [p.a for p in val])
     results["splits"]["validation (PAWS-Wiki dev slice)"] = {
         "cross_encoder": classification_report(val_labels, val_scores, threshold),
-        "cross_encoder_both_orders": classification_report(val_labels, val_both, threshold_both),
+        "cross_encoder_both_orders": classification_report(val_labels, (val_scores + val_reverse) / 2, threshold_both),
         "cosine": classification_report(val_labels, val_cos, cos_threshold),
+        "order": order_agreement(val_scores, val_reverse, threshold),
     }
     for name, pairs in (("PAWS-Wiki test", cap(paws_wiki("test", data_dir))), ("MRPC test", cap(mrpc("test", data_dir)))):
         labels = np.array([p.label for p in pairs])
@@ -105,10 +106,13 @@ def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0)
         seconds = time.perf_counter() - start
         report = classification_report(labels, scores, threshold)
         report["pairs_per_second"] = len(pairs) / seconds
-        both = score_pairs(net, tokenizer, [p.a for p in pairs], [p.b for p in pairs], both_orders=True)
-        results["splits"][name] = {"cross_encoder": report,
-                                   "cross_encoder_both_orders": classification_report(labels, both, threshold_both),
-                                   "cosine": classification_report(labels, cosine_scores(embedder, pairs), cos_threshold)}
+        reverse = score_pairs(net, tokenizer, [p.b for p in pairs], [p.a for p in pairs])
+        results["splits"][name] = {
+            "cross_encoder": report,
+            "cross_encoder_both_orders": classification_report(labels, (scores + reverse) / 2, threshold_both),
+            "cosine": classification_report(labels, cosine_scores(embedder, pairs), cos_threshold),
+            "order": order_agreement(scores, reverse, threshold),
+        }
     test = paws_wiki("test", data_dir)
     rng = np.random.default_rng(0)
     sample = [test[i] for i in rng.choice(len(test), size=min(speed_pairs, len(test)), replace=False)]
@@ -129,6 +133,10 @@ def markdown(results: dict[str, Any]) -> str:
             rows.append(f"| {split} | {label} (thr {r['threshold']:.3f}) | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
                         f"{pc['precision']:.3f} | {pc['recall']:.3f} | {nc['precision']:.3f} | {nc['recall']:.3f} | "
                         f"{r['roc_auc']:.4f} |")
+    rows += ["", "How much one-order scores depend on sentence order (mean |p(A,B) - p(B,A)|; share of pairs decided "
+             "alike in both orders at the model's threshold):", ""]
+    rows += [f"- {split}: gap {by_model['order']['order_gap']:.3f}, agreement {by_model['order']['order_agreement']:.3f}"
+             for split, by_model in results["splits"].items() if "order" in by_model]
     s = results["speed"]
     rows += ["", f"Speed ({s['torch_threads']} CPU threads, {s['pairs']} PAWS-Wiki test pairs, median of 3): "
              f"{s['model_pairs_per_second']:.1f} pairs/s, {s['speedup_vs_roberta_base']:.1f}x faster than a "

@@ -63,3 +63,11 @@ def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     valid = np.concatenate([[True], s[:-1] != s[1:], [True]])
     best = int(np.argmax(np.where(valid, correct, -1)))
     return float(cuts[best])
+
+
+def order_agreement(forward: np.ndarray, backward: np.ndarray, threshold: float) -> dict[str, float]:
+    """How much a pair's score depends on sentence order: mean |p(A,B) - p(B,A)| and the share of pairs whose
+    decision at ``threshold`` is the same in both orders."""
+    forward, backward = np.asarray(forward), np.asarray(backward)
+    return {"order_gap": float(np.mean(np.abs(forward - backward))),
+            "order_agreement": float(np.mean((forward >= threshold) == (backward >= threshold)))}

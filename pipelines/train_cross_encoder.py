@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from pipelines.data import DEFAULT_DATA_DIR, Pair, training_pairs, validation_pairs
-from pipelines.metrics import best_threshold, classification_report
+from pipelines.metrics import best_threshold, classification_report, order_agreement
 from scanner.batching import token_batches
 from scanner.embed import packaged_minilm_path
 from scanner.verify import HEAD_FILE, MeanPoolPairClassifier, score_pairs
@@ -85,14 +85,6 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def order_agreement(forward: np.ndarray, backward: np.ndarray, threshold: float) -> dict[str, float]:
-    """How much a pair's score depends on sentence order: mean |p(A,B) - p(B,A)| and the share of pairs whose
-    decision at ``threshold`` is the same in both orders."""
-    forward, backward = np.asarray(forward), np.asarray(backward)
-    return {"order_gap": float(np.mean(np.abs(forward - backward))),
-            "order_agreement": float(np.mean((forward >= threshold) == (backward >= threshold)))}
 
 
 def evaluate(net: Any, tokenizer: Any, val: list[Pair], config: TrainConfig) -> dict[str, Any]:

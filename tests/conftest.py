@@ -40,3 +40,41 @@ def write(path: Path, data: str | bytes) -> Path:
     else:
         path.write_text(data, encoding="utf-8")
     return path
+
+
+TOPICS = ["river", "mountain", "library", "engine", "garden", "harbour", "violin", "desert", "comet", "bakery"]
+
+
+def fake_data(root: Path, pairs_per_file: int = 30) -> Path:
+    """A shared/data look-alike: every file the readers expect, with distinct made-up sentences."""
+    n = 0
+
+    def rows(count: int) -> list[tuple[str, str, int]]:
+        nonlocal n
+        out = []
+        for _ in range(count):
+            t = TOPICS[n % len(TOPICS)]
+            a = f"The old {t} number {n} was admired by visitors from the {n % 7}th district for many years."
+            b = (f"For many years visitors from the {n % 7}th district admired old {t} number {n}." if n % 2 else
+                 f"The old district number {n} was admired by visitors from the {t} for many years.")
+            out.append((a, b, n % 2))
+            n += 1
+        return out
+
+    for sub, name in [("paws-wiki", "dev.tsv"), ("paws-wiki", "test.tsv"), ("paws-qqp", "train.tsv"),
+                      ("paws-qqp", "dev_and_test.tsv")]:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        body = "".join(f"{i}\t{a}\t{b}\t{label}\n" for i, (a, b, label) in enumerate(rows(pairs_per_file)))
+        (root / sub / name).write_text("id\tsentence1\tsentence2\tlabel\n" + body, encoding="utf-8")
+    (root / "mrpc").mkdir(exist_ok=True)
+    for split in ("train", "test"):
+        body = "".join(f"{label}\t{i}\t{i}\t{a}\t{b}\n" for i, (a, b, label) in enumerate(rows(pairs_per_file)))
+        (root / "mrpc" / f"msr_paraphrase_{split}.txt").write_text(
+            "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + body, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A made-up stand-in for ../shared/data, so pipeline tests never depend on the real data sets."""
+    return fake_data(tmp_path_factory.mktemp("data"))

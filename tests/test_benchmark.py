@@ -4,7 +4,6 @@ end run of both sides (real models) through the command."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -12,42 +11,6 @@ from click.testing import CliRunner
 from pipelines.bench_search import search_benchmark
 from pipelines.benchmark import main, pair_key, recall
 from pipelines.corpus import CorpusConfig, build_corpus
-
-TOPICS = ["river", "mountain", "library", "engine", "garden", "harbour", "violin", "desert", "comet", "bakery"]
-
-
-def fake_data(root: Path, pairs_per_file: int = 30) -> Path:
-    """A shared/data look-alike: every file the readers expect, with distinct made-up sentences."""
-    n = 0
-
-    def rows(count: int) -> list[tuple[str, str, int]]:
-        nonlocal n
-        out = []
-        for _ in range(count):
-            t = TOPICS[n % len(TOPICS)]
-            a = f"The old {t} number {n} was admired by visitors from the {n % 7}th district for many years."
-            b = (f"For many years visitors from the {n % 7}th district admired old {t} number {n}." if n % 2 else
-                 f"The old district number {n} was admired by visitors from the {t} for many years.")
-            out.append((a, b, n % 2))
-            n += 1
-        return out
-
-    for sub, name in [("paws-wiki", "dev.tsv"), ("paws-wiki", "test.tsv"), ("paws-qqp", "train.tsv"),
-                      ("paws-qqp", "dev_and_test.tsv")]:
-        (root / sub).mkdir(parents=True, exist_ok=True)
-        body = "".join(f"{i}\t{a}\t{b}\t{label}\n" for i, (a, b, label) in enumerate(rows(pairs_per_file)))
-        (root / sub / name).write_text("id\tsentence1\tsentence2\tlabel\n" + body, encoding="utf-8")
-    (root / "mrpc").mkdir(exist_ok=True)
-    for split in ("train", "test"):
-        body = "".join(f"{label}\t{i}\t{i}\t{a}\t{b}\n" for i, (a, b, label) in enumerate(rows(pairs_per_file)))
-        (root / "mrpc" / f"msr_paraphrase_{split}.txt").write_text(
-            "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n" + body, encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return fake_data(tmp_path_factory.mktemp("data"))
 
 
 def test_corpus_plants_reuse_across_documents(data_dir):
