@@ -32,10 +32,9 @@ def ship(run_dir: Path, dest: Path, data_dir: Path) -> dict[str, Any]:
 
     best = run_dir / "best"
     net, _ = load_cross_encoder(str(best), torch.device("cpu"))
-    # a run warm-started from a shipped model (possibly this very folder): keep that model's training record
+    # a run warm-started from an earlier model (possibly this very folder): keep that model's training record
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
-    base_meta = Path(config.get("base_model", "")) / SCANNER_META
-    earlier = json.loads(base_meta.read_text()).get("training") if config.get("base_model") and base_meta.exists() else None
+    earlier = training_record(Path(config["base_model"])) if config.get("base_model") else None
     tokenizer = AutoTokenizer.from_pretrained(best, local_files_only=True)
     if dest.exists():
         shutil.rmtree(dest)
@@ -52,6 +51,25 @@ def ship(run_dir: Path, dest: Path, data_dir: Path) -> dict[str, Any]:
             meta["training"]["warm_start_from"] = earlier
     (dest / SCANNER_META).write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def training_record(model_dir: Path) -> dict[str, Any] | None:
+    """The training history of the model in ``model_dir``: a shipped model's record from its ``scanner.json``, or,
+    for the ``best`` folder of a training run that was never shipped, that run's summary followed by the record
+    of the model it started from. None for a base model that we did not train."""
+    meta = model_dir / SCANNER_META
+    if meta.exists():
+        return json.loads(meta.read_text()).get("training")
+    summary = model_dir.parent / "summary.json"
+    if model_dir.name != "best" or not summary.exists():
+        return None
+    record = json.loads(summary.read_text())
+    record.pop("losses", None)
+    base = record.get("config", {}).get("base_model")
+    earlier = training_record(Path(base)) if base else None
+    if earlier is not None:
+        record["warm_start_from"] = earlier
+    return record
 
 
 def validation_thresholds(dest: Path, data_dir: Path) -> dict[str, Any]:
@@ -90,6 +108,9 @@ def model_card(dest: Path) -> str:
                  + ("; with spaCy, common-noun swaps as negatives and swapped 'X and Y' conjuncts as positives"
                     if config.get("parsed_synthetic") else "")
                  + ": `pipelines/augment.py`)") if config.get("synthetic") else ""
+    order_line = ("Every batch holds each pair in both orders, (A, B) and (B, A), and training penalises the gap "
+                  "between the two scores." if config.get("symmetric") else
+                  "Each epoch alternates the sentence order, so both (A, B) and (B, A) are seen.")
     stages = []
     stage: dict[str, Any] | None = training
     while stage:
@@ -102,7 +123,9 @@ def model_card(dest: Path) -> str:
                 f"warm-up {c.get('warmup')} then decay, length-bucketed batches of at most {c.get('max_tokens')} padded "
                 f"tokens ({c.get('max_rows')} pairs), max length {c.get('max_length')}, seed {c.get('seed')}; best "
                 f"validation check at step {t.get('best_step')} of {t.get('steps')} (planned "
-                f"{t.get('planned_steps', t.get('steps'))}), {t.get('wall_seconds', 0) / 60:.0f} min on the 2-core machine")
+                f"{t.get('planned_steps', t.get('steps'))}), {t.get('wall_seconds', 0) / 60:.0f} min on the 2-core machine"
+                + (f"; both orders of every pair in each batch, with the squared gap between their logits added to "
+                   f"the loss (weight {c['symmetric']})" if c.get("symmetric") else ""))
 
     if len(stages) > 1:
         hyper = (f"trained in {len(stages)} stages, each continuing from the best checkpoint of the one before "
@@ -129,7 +152,7 @@ to Paris" vs "from Paris to New York"), which bag-of-words and bi-encoder cosine
 - **Training data:** PAWS-QQP train (11,988 pairs), PAWS-Wiki Labeled (Final) dev minus a 1,000-pair
   validation slice (about 7,000 pairs, repeated {config.get('wiki_repeats', 1)}x per epoch){', MRPC train (4,076 pairs)' if config.get('use_mrpc') else ''}{synthetic}.
   The validation slice is drawn by groups of pairs sharing a sentence, so none of its sentences is trained on.
-  Each epoch alternates the sentence order, so both (A, B) and (B, A) are seen. The PAWS-Wiki train split
+  {order_line} The PAWS-Wiki train split
   was not available.
 - **Hyperparameters:** {hyper}
 - **Threshold:** {meta['threshold']} (validation accuracy {val['accuracy']:.4f}), chosen on the validation slice only.{both_line}
