@@ -153,18 +153,20 @@ def fmt_side(size: int, res: dict[str, Any]) -> str:
 
     return (f"{size:>8} {res['side']:<13} {res['wall_seconds']:>8.1f} {res['peak_rss_mb']:>8.0f} "
             f"{res['sentences_per_s']:>8.1f} {res['pairs_cross_encoded']:>8} {res['pairs_flagged']:>7} "
-            f"{rate('embed'):>6}/{rate('verify'):<6} {res['matmul_gflops']:>6.1f} {num('ratio_naive_over_this'):>7} "
+            f"{rate('embed'):>6}/{rate('verify'):<6} {res['matmul_gflops']:>6.1f} {res.get('dense_gflops', 0):>6.1f} "
+            f"{num('ratio_naive_over_this'):>7} "
             f"{num('recall_vs_naive'):>7} {num('candidate_recall_vs_naive'):>7}")
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
     """One line per side: wall time (median), peak RSS, sentences/s, pairs cross-encoded and flagged, useful
-    GFLOPS of the embed/verify stages, the matmul rate measured in the same process, naive/this time ratio,
+    GFLOPS of the embed/verify stages, the rates of a 2,048-square matmul and of the model's own dense products
+    (``dense``: the ceiling at the model's matrix shapes) measured in the same process, naive/this time ratio,
     the recall of the naive pipeline's flagged pairs among this side's flagged pairs, and among the pairs it
     cross-encoded or flagged (``cand``: a pair cross-encoded but not flagged got a score below the threshold in
     this side's sentence order)."""
     click.echo(f"{'size':>8} {'side':<13} {'wall s':>8} {'RSS MB':>8} {'sent/s':>8} {'x-enc':>8} {'flagged':>7} "
-               f"{'GFLOPS emb/ver':>13} {'matmul':>6} {'naive/x':>7} {'recall':>7} {'cand':>7}")
+               f"{'GFLOPS emb/ver':>13} {'matmul':>6} {'dense':>6} {'naive/x':>7} {'recall':>7} {'cand':>7}")
     for row in results:
         for side in ("naive", "scan", *row.get("variants", {})):
             if side in row:

@@ -56,8 +56,9 @@ def test_benchmark_command_end_to_end(data_dir, tmp_path):
         assert row[side]["finished"], row[side]
         assert row[side]["sentences"] > 30 and row[side]["peak_rss_mb"] > 0
         assert row[side]["stages"]["embed"]["tokens"] > 0
+        assert row[side]["matmul_gflops"] > 0 and row[side]["dense_gflops"] > 0
     assert row["scan"]["planted_flagged"]["verbatim"] == [1, 1]  # the planted copy, found by hashing
-    assert "naive/x" in result.output and row["scan"]["ratio_naive_over_this"] > 0
+    assert "naive/x" in result.output and "dense" in result.output and row["scan"]["ratio_naive_over_this"] > 0
     # every pair the naive pipeline flags is among scan's candidates; misses are split by cause
     assert row["scan"]["candidate_recall_vs_naive"] in (None, 1.0)
     missed = row["scan"]["missed_vs_naive_counts"]
