@@ -69,7 +69,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 3) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def dense_gflops(config: Any, rows: int = 2048, repeats: int = 3) -> float:
+def dense_gflops(config: Any, rows: int = 2048, repeats: int = 10) -> float:
     """The best float32 rate of one layer's dense products at the model's own shapes (``rows`` tokens: Q, K, V
     and output projections, then the feed-forward pair), in GFLOPS. The ceiling the stages could reach if
     attention, GELU, layer norms and copies cost nothing: small matrices run below a large square matmul."""
