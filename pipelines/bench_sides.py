@@ -71,8 +71,9 @@ def matmul_gflops(size: int = 2048, repeats: int = 3) -> float:
 
 def dense_gflops(config: Any, rows: int = 2048, repeats: int = 10) -> float:
     """The best float32 rate of one layer's dense products at the model's own shapes (``rows`` tokens: Q, K, V
-    and output projections, then the feed-forward pair), in GFLOPS. The ceiling the stages could reach if
-    attention, GELU, layer norms and copies cost nothing: small matrices run below a large square matmul."""
+    and output projections, then the feed-forward pair), in GFLOPS: the ceiling the stages could reach if
+    attention, GELU, layer norms and copies cost nothing. Compare it with ``matmul_gflops`` to see whether the
+    model's narrow matrices, rather than the rest of the work, are what keeps a stage below the matmul rate."""
     import torch
 
     h, i = config.hidden_size, config.intermediate_size
