@@ -302,6 +302,7 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
       scan check --pairs pairs.tsv --out scores.parquet
     """
     from scanner import pair_check
+    from scanner.verify import number_difference
 
     if pairs_file is None:
         if len(sentences) != 2:
@@ -310,6 +311,9 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
                                both_orders=both_orders)
         decision = {"exact": "exact copy", "paraphrase": "paraphrase", "different": "not a paraphrase"}[got.match]
         click.echo(f"paraphrase probability {got.score:.3f} (threshold {got.threshold:.3f}): {decision}")
+        differ = number_difference(*sentences)
+        if differ:
+            click.echo(f"note: {differ}")
         return
     if sentences:
         raise click.UsageError("give either two sentences or --pairs FILE, not both")

@@ -31,7 +31,7 @@ from scanner.modelfiles import preflight
 from scanner.report import check_writable, documents_table, write_report
 from scanner.schema import PAIRS, SENTENCES, conform
 from scanner.segment import SegmentConfig
-from scanner.verify import VerifyConfig
+from scanner.verify import EXACT_REASON, VerifyConfig, decision_reason
 
 
 @dataclass(frozen=True)
@@ -295,11 +295,12 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     threshold = config.verify.cut()
     flagged = scores >= threshold
     keep = flagged | config.keep_rejected
-    reasons = [f"cross-encoder {s:.3f} {'>=' if f else '<'} threshold {threshold:.3f}" for s, f in zip(scores[keep], flagged[keep], strict=True)]
+    reasons = [decision_reason(float(s), threshold, texts[i], texts[j])
+               for s, i, j in zip(scores[keep], nb_i[keep], nb_j[keep], strict=True)]
     tables = [
         # identical texts share one vector, so their cosine is 1 (and needs no embedding at all)
         _pairs_rows(sent, ex_i, ex_j, np.ones(len(ex_i)), np.ones(len(ex_i)), ["exact"] * len(ex_i),
-                    ["identical after normalising case and whitespace"] * len(ex_i)),
+                    [EXACT_REASON] * len(ex_i)),
         _pairs_rows(sent, nb_i[keep], nb_j[keep], nb_cos[keep], scores[keep],
                     ["paraphrase" if f else "rejected" for f in flagged[keep]], reasons),
     ]

@@ -50,6 +50,7 @@ from scanner.pipeline import (
 )
 from scanner.report import documents_table, write_report
 from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, conform
+from scanner.verify import EXACT_REASON, decision_reason
 
 REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
 
@@ -232,10 +233,11 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
     ref_texts = ref["text"].to_pylist()
     notify("verify")
     with timer.stage("verify"):
-        scores, distinct = _verify([texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]],
-                                   [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]], config, engine)
+        side_a = [texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]]
+        side_b = [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]]
+        scores, distinct = _verify(side_a, side_b, config, engine)
     threshold = config.verify.cut()
-    decided = _Decided(scores, threshold, config.keep_rejected)
+    decided = _Decided(scores, threshold, config.keep_rejected, side_a, side_b)
     n = len(nb_i)
     ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
     scanned = [
@@ -263,17 +265,14 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
     return pairs, stats
 
 
-EXACT_REASON = "identical after normalising case and whitespace"
-
-
 class _Decided:
     """Cross-encoder scores turned into report rows: flagged at the threshold, rejected kept on request."""
 
-    def __init__(self, scores: np.ndarray, threshold: float, keep_rejected: bool) -> None:
+    def __init__(self, scores: np.ndarray, threshold: float, keep_rejected: bool, a: Sequence[str],
+                 b: Sequence[str]) -> None:
         self.scores, self.flagged = scores, scores >= threshold
         self.keep = self.flagged | keep_rejected
-        self.reasons = [f"cross-encoder {s:.3f} {'>=' if f else '<'} threshold {threshold:.3f}"
-                        for s, f in zip(scores, self.flagged, strict=True)]
+        self.reasons = [decision_reason(float(s), threshold, x, y) for s, x, y in zip(scores, a, b, strict=True)]
 
     def take(self, part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
         """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the scores."""
@@ -335,8 +334,9 @@ def search(
     s = np.r_[np.ones(len(refp["ex_new"])), scores[ok]].astype(np.float32)
     cos = np.r_[refp["ex_cos"], refp["nb_cos"][ok]].astype(np.float32)
     match = ["exact"] * len(refp["ex_new"]) + ["paraphrase"] * int(ok.sum())
-    reason = ["identical after normalising case and whitespace"] * len(refp["ex_new"]) + [
-        f"cross-encoder {x:.3f} >= threshold {cut:.3f}" for x in scores[ok]]
+    reason = [EXACT_REASON] * len(refp["ex_new"]) + [
+        decision_reason(float(x), cut, ref_texts[j], query_list[i])
+        for x, j, i in zip(scores[ok], refp["nb_ref"][ok], refp["nb_new"][ok], strict=True)]
     order = np.lexsort((r, -cos, -s, q))
     taken = ref.take(pa.array(r[order], pa.int64()))
     ranks = np.zeros(len(order), np.int32)

@@ -142,3 +142,11 @@ def test_a_tab_inside_a_sentence_cannot_go_to_tsv(tmp_path):
     with pytest.raises(OutputError, match=r"write \.parquet instead"):
         write_scores(pa.table({"text_a": ["one\ttwo"], "text_b": ["three"]}), tmp_path / "s.tsv")
     assert list(tmp_path.iterdir()) == []  # no partial file
+
+
+def test_check_command_notes_numbers_that_differ():
+    result = CliRunner().invoke(cli, ["check", "Add support for Python 3.12.", "Add support for Python 3.14."],
+                                catch_exceptions=False)
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == "note: numbers differ: 3.12 vs 3.14"
+    same = CliRunner().invoke(cli, ["check", QUEEN, QUEEN_PARA], catch_exceptions=False)
+    assert "note:" not in same.output
