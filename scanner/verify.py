@@ -27,8 +27,9 @@ DEFAULT_CROSS_ENCODER = str(WEIGHTS_DIR / "paws-minilm-l6")
 #: written beside the weights by pipelines/ship_model.py; holds the threshold chosen on validation data
 SCANNER_META = "scanner.json"
 FALLBACK_THRESHOLD = 0.5
-#: a number written in digits, with its decimal, thousands or time separators ("3.12", "1,000", "10:30")
-_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+#: a number written in digits, with its decimal, thousands or time separators ("3.12", "1,000", "10:30"), and
+#: not part of a word ("httpcore2", "h2", "mp3" are names, not quantities)
+_NUMBER = re.compile(r"(?<![^\W\d])\d+(?:[.,:]\d+)*(?![^\W\d])")
 
 
 def number_difference(a: str, b: str) -> str | None:

@@ -115,6 +115,9 @@ def test_number_difference_names_what_each_side_has_alone():
     assert number_difference("At 10:30 we met twice, 2 and 2.", "At 10:30 we met once, 2.") == \
         "numbers differ: 2 vs none"
     assert number_difference("No numbers here.", "None here either.") is None
+    # digits inside a word are part of a name
+    assert number_difference("Install httpcore with h2.", "Install httpcore2 with h2 and mp3 codecs.") is None
+    assert number_difference("Uses HTTP/2 now.", "Uses HTTP/1.1 now.") == "numbers differ: 2 vs 1.1"
 
 
 def test_decision_reason():
