@@ -302,7 +302,7 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
       scan check --pairs pairs.tsv --out scores.parquet
     """
     from scanner import pair_check
-    from scanner.verify import number_difference
+    from scanner.reasons import number_difference
 
     if pairs_file is None:
         if len(sentences) != 2:

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scanner.reasons import number_difference
 from scanner.report import atomic_write_bytes, pairs_by_doc
 
 #: documents longer than this are shown as their flagged sentences only, so the page stays light
@@ -89,7 +90,8 @@ def report_data(pairs: pa.Table, documents: pa.Table, texts: dict[str, DocText],
 
     ``docs[k]`` = {id, sentences, text, note, flagged: {sentence index: [start, end, text]}}; offsets are in
     UTF-16 units, as JavaScript indexes strings. ``pairs[r]`` = {rank, a, b (indices into docs), the
-    ``PAIRS_BY_DOC`` figures, matches: [[index_a, index_b, score, cosine, kind], ...] best first}.
+    ``PAIRS_BY_DOC`` figures, matches: [[index_a, index_b, score, cosine, kind, note], ...] best first; note: numbers that
+    differ between the two sentences, or empty}.
     """
     flagged = pairs.filter(pc.not_equal(pairs["match"], "rejected"))
     ranked = pairs_by_doc(flagged, documents)
@@ -106,7 +108,8 @@ def report_data(pairs: pa.Table, documents: pa.Table, texts: dict[str, DocText],
             entry = docs[position[r[f"doc_{side}"]]]
             entry["flagged"][r[f"index_{side}"]] = [r[f"start_{side}"], r[f"end_{side}"], r[f"text_{side}"]]
         matches.setdefault((r["doc_a"], r["doc_b"]), []).append(
-            [r["index_a"], r["index_b"], round(float(r["score"]), 4), round(float(r["cosine"]), 4), r["match"]])
+            [r["index_a"], r["index_b"], round(float(r["score"]), 4), round(float(r["cosine"]), 4), r["match"],
+             number_difference(r["text_a"], r["text_b"]) or ""])
     for entry in docs:
         table = _utf16_offsets(entry["text"]) if entry["text"] is not None else None
         if table is not None:

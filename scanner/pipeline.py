@@ -28,10 +28,11 @@ from scanner.engine import Engine, EngineConfig, open_engine
 from scanner.errors import ConfigError, InputError
 from scanner.ingest import IngestConfig, discover
 from scanner.modelfiles import preflight
+from scanner.reasons import EXACT_REASON, decision_reason
 from scanner.report import check_writable, documents_table, write_report
 from scanner.schema import PAIRS, SENTENCES, conform
 from scanner.segment import SegmentConfig
-from scanner.verify import EXACT_REASON, VerifyConfig, decision_reason
+from scanner.verify import VerifyConfig
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ from scanner.pipeline import (
     read_collection,
     sentences_table,
 )
+from scanner.reasons import EXACT_REASON, decision_reason
 from scanner.report import documents_table, write_report
 from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, conform
-from scanner.verify import EXACT_REASON, decision_reason
 
 REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
 

@@ -6,8 +6,6 @@ New York", which any bag-of-words or bi-encoder score calls near-identical.
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,34 +25,6 @@ DEFAULT_CROSS_ENCODER = str(WEIGHTS_DIR / "paws-minilm-l6")
 #: written beside the weights by pipelines/ship_model.py; holds the threshold chosen on validation data
 SCANNER_META = "scanner.json"
 FALLBACK_THRESHOLD = 0.5
-#: a number written in digits, with its decimal, thousands or time separators ("3.12", "1,000", "10:30"), and
-#: not part of a word ("httpcore2", "h2", "mp3" are names, not quantities)
-_NUMBER = re.compile(r"(?<![^\W\d])\d+(?:[.,:]\d+)*(?![^\W\d])")
-
-
-def number_difference(a: str, b: str) -> str | None:
-    """The numbers (in digits) that one sentence has and the other lacks, e.g. ``numbers differ: 3.12 vs 3.14``;
-    None when both hold the same numbers (in any order). A reviewer's cue: a pair that reads alike but states
-    other quantities, versions or dates is often a changed copy rather than a faithful paraphrase."""
-    in_a, in_b = Counter(_NUMBER.findall(a)), Counter(_NUMBER.findall(b))
-    if in_a == in_b:
-        return None
-    only_a, only_b = sorted((in_a - in_b).elements()), sorted((in_b - in_a).elements())
-    return f"numbers differ: {', '.join(only_a) or 'none'} vs {', '.join(only_b) or 'none'}"
-
-
-#: the report's ``reason`` for pairs settled by hashing, without the models
-EXACT_REASON = "identical after normalising case and whitespace"
-
-
-def decision_reason(score: float, threshold: float, a: str, b: str) -> str:
-    """The report's ``reason`` for a cross-encoded pair: the score against the threshold, and any numbers
-    that differ between the two sentences."""
-    reason = f"cross-encoder {score:.3f} {'>=' if score >= threshold else '<'} threshold {threshold:.3f}"
-    differ = number_difference(a, b)
-    return f"{reason}; {differ}" if differ else reason
-
-
 @dataclass(frozen=True)
 class VerifyConfig:
     """Settings of the verify stage.

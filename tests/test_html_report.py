@@ -292,3 +292,15 @@ def test_page_opens_without_network_requests(browser, report_files, tmp_path):
     urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls == []
     assert os.path.getsize(page) < 50_000
+
+
+def test_browser_hover_notes_numbers_that_differ(browser, tmp_path):
+    texts = {"a.txt": "The bridge was built in 1850 by the town council.",
+             "b.txt": "The town council built the bridge in 1852."}
+    for name, text in texts.items():
+        write(tmp_path / name, text)
+    pairs = conform(pa.Table.from_pylist([_row(texts, "a.txt", 0, texts["a.txt"], "b.txt", 0, texts["b.txt"], 0.9,
+                                               "paraphrase")]), PAIRS, "pairs")
+    browser.get(write_html(pairs, _docs_table(tmp_path, texts), tmp_path / "numbers.html").as_uri())
+    title = browser.find_element("id", "a-0").get_attribute("title")
+    assert "score 0.900" in title and title.endswith("numbers differ: 1850 vs 1852")
