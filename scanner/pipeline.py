@@ -296,8 +296,8 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     threshold = config.verify.cut()
     flagged = scores >= threshold
     keep = flagged | config.keep_rejected
-    reasons = [decision_reason(float(s), threshold, texts[i], texts[j])
-               for s, i, j in zip(scores[keep], nb_i[keep], nb_j[keep], strict=True)]
+    reasons = [decision_reason(float(s), threshold, bool(f), texts[i], texts[j])
+               for s, f, i, j in zip(scores[keep], flagged[keep], nb_i[keep], nb_j[keep], strict=True)]
     tables = [
         # identical texts share one vector, so their cosine is 1 (and needs no embedding at all)
         _pairs_rows(sent, ex_i, ex_j, np.ones(len(ex_i)), np.ones(len(ex_i)), ["exact"] * len(ex_i),

@@ -28,9 +28,10 @@ def number_difference(a: str, b: str) -> str | None:
 EXACT_REASON = "identical after normalising case and whitespace"
 
 
-def decision_reason(score: float, threshold: float, a: str, b: str) -> str:
-    """The report's ``reason`` for a cross-encoded pair: the score against the threshold, and any numbers
-    that differ between the two sentences."""
-    reason = f"cross-encoder {score:.3f} {'>=' if score >= threshold else '<'} threshold {threshold:.3f}"
+def decision_reason(score: float, threshold: float, flagged: bool, a: str, b: str) -> str:
+    """The report's ``reason`` for a cross-encoded pair: the score against the threshold (``flagged`` is the
+    decision as the caller made it, so the text never contradicts the ``match`` column), and any numbers that
+    differ between the two sentences."""
+    reason = f"cross-encoder {score:.3f} {'>=' if flagged else '<'} threshold {threshold:.3f}"
     differ = number_difference(a, b)
     return f"{reason}; {differ}" if differ else reason

@@ -272,7 +272,8 @@ class _Decided:
                  b: Sequence[str]) -> None:
         self.scores, self.flagged = scores, scores >= threshold
         self.keep = self.flagged | keep_rejected
-        self.reasons = [decision_reason(float(s), threshold, x, y) for s, x, y in zip(scores, a, b, strict=True)]
+        self.reasons = [decision_reason(float(s), threshold, bool(f), x, y)
+                        for s, f, x, y in zip(scores, self.flagged, a, b, strict=True)]
 
     def take(self, part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
         """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the scores."""
@@ -335,7 +336,7 @@ def search(
     cos = np.r_[refp["ex_cos"], refp["nb_cos"][ok]].astype(np.float32)
     match = ["exact"] * len(refp["ex_new"]) + ["paraphrase"] * int(ok.sum())
     reason = [EXACT_REASON] * len(refp["ex_new"]) + [
-        decision_reason(float(x), cut, ref_texts[j], query_list[i])
+        decision_reason(float(x), cut, True, ref_texts[j], query_list[i])
         for x, j, i in zip(scores[ok], refp["nb_ref"][ok], refp["nb_new"][ok], strict=True)]
     order = np.lexsort((r, -cos, -s, q))
     taken = ref.take(pa.array(r[order], pa.int64()))

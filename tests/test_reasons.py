@@ -20,6 +20,6 @@ def test_number_difference_names_what_each_side_has_alone():
 
 
 def test_decision_reason():
-    assert decision_reason(0.9123, 0.5, "a b", "b a") == "cross-encoder 0.912 >= threshold 0.500"
-    assert decision_reason(0.2, 0.5, "built in 1850", "built in 1852") == \
+    assert decision_reason(0.9123, 0.5, True, "a b", "b a") == "cross-encoder 0.912 >= threshold 0.500"
+    assert decision_reason(0.2, 0.5, False, "built in 1850", "built in 1852") == \
         "cross-encoder 0.200 < threshold 0.500; numbers differ: 1850 vs 1852"
