@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from scanner.candidates import CandidateConfig, neighbour_pairs
+from scanner.candidates import CandidateConfig, _scope_ok, neighbour_pairs
 from scanner.embed import unit_rows
 from scanner.errors import ModelLoadError
 
@@ -165,7 +165,6 @@ def kept_share_estimate(vectors: np.ndarray, rows: np.ndarray, groups: np.ndarra
                         config: CandidateConfig, sample: int = ESTIMATE_SAMPLE) -> float:
     """The share of ``rows`` with a static neighbour at >= ``config.prefilter_min_cosine`` (another text, in
     scope), measured exactly on a fixed-seed sample of ``sample`` rows searched against all ``rows``."""
-    from scanner.candidates import _scope_ok
 
     pick = rows if len(rows) <= sample else np.sort(np.random.default_rng(0).choice(rows, sample, replace=False))
     best = np.full(len(pick), -np.inf, dtype=np.float32)
