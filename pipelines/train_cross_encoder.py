@@ -33,7 +33,7 @@ from pipelines.data import DEFAULT_DATA_DIR, Pair, training_pairs, validation_pa
 from pipelines.metrics import best_threshold, classification_report, order_agreement
 from scanner.batching import token_batches
 from scanner.embed import packaged_minilm_path
-from scanner.verify import HEAD_FILE, MeanPoolPairClassifier, score_pairs
+from scanner.verify import HEAD_FILE, AlignPairClassifier, MeanPoolPairClassifier, score_pairs
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,10 @@ class TrainConfig:
     parsed_synthetic: bool = False  # also the spaCy noun-swap negatives and conjunct-swap positives
     max_steps: int = 0  # 0: all epochs; >0 stops early (tests, smoke runs)
     threads: int = 0  # 0: torch default
-    pooling: str = "mean"  # mean: MeanPoolPairClassifier; cls: AutoModelForSequenceClassification
+    # mean: MeanPoolPairClassifier; align: AlignPairClassifier (a warm start from a mean-pooling model keeps its
+    # head for the mean and starts the alignment features at zero weight); cls: AutoModelForSequenceClassification
+    pooling: str = "mean"
+    head_lr: float = 0.0  # >0: the learning rate of the classifier head (new, zero-started weights learn faster)
     # >0: every batch holds each pair in both orders, and the mean squared difference of the two logits is
     # added to the loss with this weight, so the model learns to score (A, B) and (B, A) alike
     symmetric: float = 0.0
@@ -125,15 +128,16 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     if val is None:
         val = validation_pairs(data_dir)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
-    if config.pooling == "mean" and (Path(config.base_model) / HEAD_FILE).exists():
+    pair_class = {"mean": MeanPoolPairClassifier, "align": AlignPairClassifier}.get(config.pooling)
+    if pair_class is not None and (Path(config.base_model) / HEAD_FILE).exists():
         # warm start: continue from a trained pair classifier (e.g. the shipped model), in float32
-        net = MeanPoolPairClassifier.from_pretrained(config.base_model).float()
-    elif config.pooling == "mean":
+        net = pair_class.from_pretrained(config.base_model).float()
+    elif pair_class is not None:
         from transformers import AutoModel
 
         encoder = AutoModel.from_pretrained(config.base_model, local_files_only=True, use_safetensors=True,
                                             add_pooling_layer=False)
-        net = MeanPoolPairClassifier(encoder)
+        net = pair_class(encoder)
     else:
         net = AutoModelForSequenceClassification.from_pretrained(
             config.base_model, num_labels=1, local_files_only=True, use_safetensors=True
@@ -146,11 +150,15 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in net.named_parameters() if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in net.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
+    no_decay = ("bias", "LayerNorm.weight", "log_scale")
+    groups = []
+    for head in (False, True):
+        named = [(n, p) for n, p in net.named_parameters() if n.startswith(("classifier.", "log_scale")) == head]
+        extra = {"lr": config.head_lr} if head and config.head_lr > 0 else {}
+        groups += [
+            {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": config.weight_decay, **extra},
+            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0, **extra},
+        ]
     optim = torch.optim.AdamW(groups, lr=config.lr)
     sched = get_linear_schedule_with_warmup(optim, math.ceil(config.warmup * total_steps), total_steps)
     loss_fn = torch.nn.BCEWithLogitsLoss()

@@ -6,6 +6,7 @@ New York", which any bag-of-words or bi-encoder score calls near-identical.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,21 +99,105 @@ class MeanPoolPairClassifier(torch.nn.Module):
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return _Output(self.classifier(self.dropout(pooled)))
 
+    def head_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.classifier.state_dict())
+
+    def load_head_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.classifier.load_state_dict({k: v.float() for k, v in state.items()})
+
     def save_pretrained(self, folder: str | Path, **kwargs: Any) -> None:
         from safetensors.torch import save_file
 
         self.encoder.save_pretrained(folder, safe_serialization=True)
-        save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, str(Path(folder) / HEAD_FILE))
+        save_file({k: v.detach().contiguous() for k, v in self.head_state().items()}, str(Path(folder) / HEAD_FILE))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> MeanPoolPairClassifier:
+        """The pair classifier saved in ``folder``, of whichever kind its head file holds."""
         from safetensors.torch import load_file
         from transformers import AutoModel
 
-        net = cls(AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True,
-                                            trust_remote_code=False, add_pooling_layer=False))
-        net.classifier.load_state_dict({k: v.float() for k, v in load_file(str(Path(folder) / HEAD_FILE)).items()})
+        head = load_file(str(Path(folder) / HEAD_FILE))
+        kind = AlignPairClassifier if ALIGN_SCALE in head else MeanPoolPairClassifier
+        if cls is AlignPairClassifier:
+            kind = cls
+        net = kind(AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True,
+                                             trust_remote_code=False, add_pooling_layer=False))
+        if isinstance(net, AlignPairClassifier) and ALIGN_SCALE not in head:
+            net.warm_start_from_mean(head)
+        else:
+            net.load_head_state(head)
         return net
+
+
+ALIGN_SCALE = "align_log_scale"
+
+
+class AlignPairClassifier(MeanPoolPairClassifier):
+    """A mean-pooling pair classifier that also compares each sentence's tokens with their soft alignment in
+    the other sentence.
+
+    Every token of one sentence is aligned (attention over cosine similarities of the last hidden states) to
+    the tokens of the other; ``|h - aligned|`` is how differently a word reads in the two sentences. A word
+    swap ("the direction of the food relative to the sun" / "... of the sun relative to the food") keeps the
+    bag of words and most of the mean-pooled vector, but gives "sun" and "food" a large difference. The head
+    reads ``[mean of all tokens, max of the differences, mean of the differences]``, pooled over the tokens of
+    both sentences alike, so the head itself does not depend on sentence order. The alignment costs a
+    (length x length) product per pair, little beside the encoder. Saved like the mean-pooling model, with a
+    wider ``classifier`` and the alignment's learnt scale in ``head.safetensors``.
+    """
+
+    def __init__(self, encoder: Any, dropout: float = 0.1, scale: float = 20.0) -> None:
+        super().__init__(encoder, dropout)
+        hidden = encoder.config.hidden_size
+        self.classifier = torch.nn.Linear(3 * hidden, 1)
+        self.log_scale = torch.nn.Parameter(torch.tensor(math.log(scale)))
+
+    def warm_start_from_mean(self, head: dict[str, torch.Tensor]) -> None:
+        """Start from a mean-pooling model's head: the same logits until training gives the differences weight."""
+        hidden = self.encoder.config.hidden_size
+        with torch.no_grad():
+            self.classifier.weight.zero_()
+            self.classifier.weight[:, :hidden] = head["weight"].float()
+            self.classifier.bias.copy_(head["bias"].float())
+
+    def head_state(self) -> dict[str, torch.Tensor]:
+        return {**self.classifier.state_dict(), ALIGN_SCALE: self.log_scale.detach().reshape(1)}
+
+    def load_head_state(self, state: dict[str, torch.Tensor]) -> None:
+        state = dict(state)
+        with torch.no_grad():
+            self.log_scale.copy_(state.pop(ALIGN_SCALE).float().reshape(()))
+        self.classifier.load_state_dict({k: v.float() for k, v in state.items()})
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> _Output:
+        segments = kwargs.get("token_type_ids")
+        if segments is None:
+            raise ValueError("AlignPairClassifier needs token_type_ids (tokenize the pairs with a BERT tokenizer)")
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return _Output(self.classifier(self.dropout(align_features(hidden, attention_mask, segments,
+                                                                   self.log_scale.exp()))))
+
+
+def align_features(hidden: torch.Tensor, attention_mask: torch.Tensor, segments: torch.Tensor,
+                   scale: torch.Tensor) -> torch.Tensor:
+    """``[mean, max |h - aligned|, mean |h - aligned|]`` per pair (the math of ``AlignPairClassifier``).
+
+    ``hidden`` is (pairs, tokens, dim); a token's aligned vector is the softmax(scale x cosine)-weighted mean
+    of the other sentence's tokens (``segments`` tells the sentences apart; padding takes part nowhere)."""
+    real = attention_mask.bool()
+    weight = real.unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+    unit = torch.nn.functional.normalize(hidden, dim=-1)
+    sims = scale * unit @ unit.transpose(1, 2)
+    other = (segments.unsqueeze(2) != segments.unsqueeze(1)) & real.unsqueeze(2) & real.unsqueeze(1)
+    sims = sims.masked_fill(~other, torch.finfo(sims.dtype).min)
+    aligned = torch.softmax(sims, dim=-1) @ hidden
+    has_other = other.any(-1, keepdim=True).to(hidden.dtype)  # tokens with something to align to
+    diff = (hidden - aligned).abs() * has_other
+    diff_max = diff.amax(1)
+    diff_mean = diff.sum(1) / has_other.sum(1).clamp(min=1.0)
+    return torch.cat([mean, diff_max, diff_mean], dim=-1)
 
 
 def load_cross_encoder(model: str, device: torch.device) -> tuple[Any, Any]:
@@ -125,7 +210,7 @@ def load_cross_encoder(model: str, device: torch.device) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
         if (folder / HEAD_FILE).is_file():
-            net = MeanPoolPairClassifier.from_pretrained(folder)
+            net = MeanPoolPairClassifier.from_pretrained(folder)  # or AlignPairClassifier, by its head file
         else:
             net = AutoModelForSequenceClassification.from_pretrained(
                 folder, local_files_only=True, use_safetensors=True, trust_remote_code=False

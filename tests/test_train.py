@@ -96,3 +96,17 @@ def test_symmetric_training_narrows_the_order_gap(tmp_path):
     history = [json.loads(line) for line in (tmp_path / "sym" / "history.jsonl").read_text().splitlines()]
     assert summary["steps"] == 4 and "order_gap" in history[-1]
     assert logit_gap(tmp_path / "sym" / "best") < 0.8 * before
+
+
+def test_alignment_head_trains_from_a_mean_pooling_model(tmp_path):
+    from scanner.verify import AlignPairClassifier
+
+    config = TrainConfig(base_model=DEFAULT_CROSS_ENCODER, pooling="align", epochs=6, lr=1e-5, head_lr=1e-2,
+                         warmup=0.0, max_tokens=512, max_rows=8, eval_every=100, checkpoint_every=100, max_steps=6,
+                         threads=2)
+    summary = train(config, tmp_path, pairs=PAIRS, val=PAIRS)
+    net, _tok = load_cross_encoder(str(tmp_path / "best"), torch.device("cpu"))
+    assert type(net) is AlignPairClassifier
+    hidden = net.encoder.config.hidden_size
+    assert float(net.classifier.weight[0, hidden:].abs().sum()) > 0  # the difference features got weight
+    assert summary["losses"][-1] < summary["losses"][0]

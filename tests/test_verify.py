@@ -102,3 +102,50 @@ def test_standard_sequence_classification_folders_load(tmp_path):
     scores = score_pairs(net, tok, ["one two three"], ["three two one"])
     assert 0.0 <= scores[0] <= 1.0
     assert model_threshold(str(tmp_path)) == 0.5  # no threshold recorded: the neutral default
+
+
+def test_align_features_compare_each_token_with_the_other_sentence():
+    from scanner.verify import align_features
+
+    x, y, z = torch.eye(3)
+    pad = torch.full((3,), 9.0)
+    # pair 0: A = (x, y), B = (y, x): the same tokens, so every token finds itself in the other sentence
+    # pair 1: A = (x, y), B = (y, z): x has no counterpart in B, z none in A
+    hidden = torch.stack([torch.stack([x, y, y, x, pad]), torch.stack([x, y, y, z, pad])])
+    mask = torch.tensor([[1, 1, 1, 1, 0]] * 2)
+    segments = torch.tensor([[0, 0, 1, 1, 1]] * 2)
+    feats = align_features(hidden, mask, segments, torch.tensor(50.0))
+    assert feats.shape == (2, 9)
+    torch.testing.assert_close(feats[:, :3], torch.tensor([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25]]))  # padding left out
+    torch.testing.assert_close(feats[0, 3:], torch.zeros(6), atol=1e-6, rtol=0)
+    # x has no match in B, so it aligns to the mean of y and z: |x - (y + z) / 2| = (1, 0.5, 0.5); z likewise;
+    # the two y's align to each other
+    assert feats[1, 3:6].tolist() == pytest.approx([1.0, 0.5, 1.0], abs=1e-6)
+    assert feats[1, 6:].tolist() == pytest.approx([1.5 / 4, 1 / 4, 1.5 / 4], abs=1e-6)
+    # the head reads both sentences alike: swapping them gives the same features
+    swapped = torch.stack([hidden[1][[2, 3, 0, 1, 4]]])
+    torch.testing.assert_close(align_features(swapped, mask[:1], segments[:1], torch.tensor(50.0)), feats[1:])
+
+
+def test_align_classifier_starts_where_its_mean_pooling_model_was_and_round_trips(tmp_path):
+    from transformers import AutoTokenizer
+
+    from scanner.verify import AlignPairClassifier, MeanPoolPairClassifier
+
+    a = ["The angle of the dance tells the bees the direction of the food relative to the sun.", "I took a flight."]
+    b = ["The angle of the dance tells the bees the direction of the sun relative to the food.", "I flew."]
+    tok = AutoTokenizer.from_pretrained(DEFAULT_CROSS_ENCODER)
+    mean = MeanPoolPairClassifier.from_pretrained(DEFAULT_CROSS_ENCODER).float().eval()
+    align = AlignPairClassifier.from_pretrained(DEFAULT_CROSS_ENCODER).float().eval()
+    assert type(mean) is MeanPoolPairClassifier and type(align) is AlignPairClassifier
+    np.testing.assert_allclose(score_pairs(align, tok, a, b), score_pairs(mean, tok, a, b), atol=1e-6)
+    with torch.no_grad():
+        align.classifier.weight[0, 400] = 0.5  # give one difference feature weight
+        align.log_scale.fill_(2.0)
+    changed = score_pairs(align, tok, a, b)
+    assert not np.allclose(changed, score_pairs(mean, tok, a, b))
+    align.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    net, tok2 = load_cross_encoder(str(tmp_path), torch.device("cpu"))  # the head file says which kind it is
+    assert type(net) is AlignPairClassifier and float(net.log_scale) == pytest.approx(2.0)
+    np.testing.assert_allclose(score_pairs(net, tok2, a, b), changed, atol=1e-5)
