@@ -74,6 +74,12 @@ class _Output:
         self.logits = logits
 
 
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each row's real (unpadded) token vectors."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
 class MeanPoolPairClassifier(torch.nn.Module):
     """A cross-encoder whose head reads the masked mean of the last hidden states, not the [CLS] vector.
 
@@ -95,9 +101,7 @@ class MeanPoolPairClassifier(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> _Output:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return _Output(self.classifier(self.dropout(pooled)))
+        return _Output(self.classifier(self.dropout(masked_mean(hidden, attention_mask))))
 
     def head_state(self) -> dict[str, torch.Tensor]:
         return dict(self.classifier.state_dict())
@@ -186,8 +190,7 @@ def align_features(hidden: torch.Tensor, attention_mask: torch.Tensor, segments:
     ``hidden`` is (pairs, tokens, dim); a token's aligned vector is the softmax(scale x cosine)-weighted mean
     of the other sentence's tokens (``segments`` tells the sentences apart; padding takes part nowhere)."""
     real = attention_mask.bool()
-    weight = real.unsqueeze(-1).to(hidden.dtype)
-    mean = (hidden * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+    mean = masked_mean(hidden, attention_mask)
     unit = torch.nn.functional.normalize(hidden, dim=-1)
     sims = scale * unit @ unit.transpose(1, 2)
     other = (segments.unsqueeze(2) != segments.unsqueeze(1)) & real.unsqueeze(2) & real.unsqueeze(1)
