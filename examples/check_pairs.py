@@ -23,6 +23,8 @@ def main(pairs: str, out: str) -> None:
         verdict = "paraphrase" if r["paraphrase"] else "different"
         wrong = "" if r["paraphrase"] == bool(r["label"]) else "   <- wrong"
         print(f"{r['id']:>3} {r['label']:>5} {r['score']:6.3f}  {verdict:<12} {r['sentence2']}{wrong}")
+        if r["note"]:
+            print(f"{'':29}note: {r['note']}")
     right = sum(r["paraphrase"] == bool(r["label"]) for r in rows)
     print(f"\n{right} of {len(rows)} decided as labelled (threshold {threshold:.2f}); scores written to {out}")
 

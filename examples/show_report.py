@@ -7,6 +7,7 @@ import textwrap
 
 import pyarrow.parquet as pq
 
+from scanner.reasons import review_notes
 from scanner.report import read_metadata, sidecar_path
 
 
@@ -19,6 +20,8 @@ def main(path: str) -> None:
         for side in "ab":
             where = f"{r['doc_' + side]}:{r['start_' + side]}-{r['end_' + side]}"
             print(textwrap.fill(r["text_" + side], 100, initial_indent=f"   {where:<32} ", subsequent_indent=" " * 36))
+        for note in review_notes(r["text_a"], r["text_b"]):  # cues for the reviewer, as in the report's reason
+            print(f"   note: {note}")
     docs = pq.read_table(sidecar_path(path, "docs")).to_pylist()
     print("\nDocuments:")
     for d in docs:

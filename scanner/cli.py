@@ -302,7 +302,6 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
       scan check --pairs pairs.tsv --out scores.parquet
     """
     from scanner import pair_check
-    from scanner.reasons import number_difference
 
     if pairs_file is None:
         if len(sentences) != 2:
@@ -311,9 +310,8 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
                                both_orders=both_orders)
         decision = {"exact": "exact copy", "paraphrase": "paraphrase", "different": "not a paraphrase"}[got.match]
         click.echo(f"paraphrase probability {got.score:.3f} (threshold {got.threshold:.3f}): {decision}")
-        differ = number_difference(*sentences)
-        if differ:
-            click.echo(f"note: {differ}")
+        if got.note:
+            click.echo(f"note: {got.note}")
         return
     if sentences:
         raise click.UsageError("give either two sentences or --pairs FILE, not both")

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scanner.reasons import number_difference
+from scanner.reasons import review_notes
 from scanner.report import atomic_write_bytes, pairs_by_doc
 
 #: documents longer than this are shown as their flagged sentences only, so the page stays light
@@ -109,7 +109,7 @@ def report_data(pairs: pa.Table, documents: pa.Table, texts: dict[str, DocText],
             entry["flagged"][r[f"index_{side}"]] = [r[f"start_{side}"], r[f"end_{side}"], r[f"text_{side}"]]
         matches.setdefault((r["doc_a"], r["doc_b"]), []).append(
             [r["index_a"], r["index_b"], round(float(r["score"]), 4), round(float(r["cosine"]), 4), r["match"],
-             number_difference(r["text_a"], r["text_b"]) or ""])
+             "; ".join(review_notes(r["text_a"], r["text_b"]))])
     for entry in docs:
         table = _utf16_offsets(entry["text"]) if entry["text"] is not None else None
         if table is not None:

@@ -24,6 +24,7 @@ import pyarrow as pa
 from scanner.candidates import normalise, text_key
 from scanner.engine import Engine, shared_local_engine
 from scanner.errors import InputError, OutputError
+from scanner.reasons import review_notes
 from scanner.verify import DEFAULT_CROSS_ENCODER, VerifyConfig
 
 #: accepted names of the two sentence columns in a pairs file, in order of preference
@@ -34,12 +35,14 @@ FORMATS = ("tsv", "csv", "parquet")
 @dataclass(frozen=True)
 class Check:
     """The verdict on one pair: ``score`` (paraphrase probability, 1.0 for exact), ``paraphrase`` (the decision),
-    ``match`` (``exact``, ``paraphrase`` or ``different``) and the ``threshold`` used."""
+    ``match`` (``exact``, ``paraphrase`` or ``different``), the ``threshold`` used and the reviewer's ``note``
+    (``scanner.reasons.review_notes``, joined by "; "; empty when there is none)."""
 
     score: float
     paraphrase: bool
     match: str
     threshold: float
+    note: str = ""
 
 
 def verify_config(cross_encoder: str | None = None, threshold: float | None = None,
@@ -53,7 +56,8 @@ def verify_config(cross_encoder: str | None = None, threshold: float | None = No
 def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None = None,
                 cross_encoder: str | None = None, device: str = "auto", batch_size: int | None = None,
                 engine: Engine | None = None, both_orders: bool = False) -> pa.Table:
-    """Score pairs (a[i], b[i]); returns a table with ``text_a, text_b, score, paraphrase, match`` in input order.
+    """Score pairs (a[i], b[i]); returns a table with ``text_a, text_b, score, paraphrase, match, note`` in input
+    order (``note``: the reviewer's cues of ``scanner.reasons.review_notes``, as in a scan's ``reason``).
 
     Identical pairs are settled without the model; each distinct remaining pair is cross-encoded once, in the
     scan's orientation (or in both orders, averaged, with ``both_orders``), so the score does not depend on the
@@ -79,7 +83,8 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
     match = np.where(exact, "exact", np.where(flagged, "paraphrase", "different"))
     table = pa.table({"text_a": pa.array(a, pa.string()), "text_b": pa.array(b, pa.string()),
                       "score": pa.array(scores, pa.float32()), "paraphrase": pa.array(flagged, pa.bool_()),
-                      "match": pa.array(match.tolist(), pa.string())})
+                      "match": pa.array(match.tolist(), pa.string()),
+                      "note": pa.array(["; ".join(review_notes(x, y)) for x, y in zip(a, b, strict=True)], pa.string())})
     return table.replace_schema_metadata({b"threshold": str(config.threshold).encode(),
                                           b"cross_encoder": config.model.encode(),
                                           b"both_orders": str(config.both_orders).lower().encode()})
@@ -93,7 +98,7 @@ def check(a: str, b: str, *, threshold: float | None = None, cross_encoder: str 
     row = table.to_pylist()[0]
     used = float(table.schema.metadata[b"threshold"])
     return Check(score=round(float(row["score"]), 6), paraphrase=bool(row["paraphrase"]), match=row["match"],
-                 threshold=used)
+                 threshold=used, note=row["note"])
 
 
 def file_format(path: str | os.PathLike[str], given: str | None = None) -> str:
@@ -179,7 +184,7 @@ def check_file(path: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     scored = check_pairs(a, b, threshold=threshold, cross_encoder=cross_encoder, device=device,
                          batch_size=batch_size, engine=engine, both_orders=both_orders)
     result = table
-    for name in ("score", "paraphrase", "match"):
+    for name in ("score", "paraphrase", "match", "note"):
         if name in result.column_names:
             result = result.drop_columns([name])
         result = result.append_column(name, scored[name])

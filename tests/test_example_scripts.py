@@ -48,6 +48,11 @@ def test_show_report(plagiarism):
     out, _ = plagiarism
     stdout = run("show_report.py", str(out / "plagiarism.parquet"))
     assert "flagged pairs" in stdout and "submissions/essay_anna.txt" in stdout
+    # every flagged pair's reviewer notes are printed under it (whichever pairs the model flags)
+    from scanner.reasons import review_notes
+
+    notes = [n for r in pq.read_table(out / "plagiarism.parquet").to_pylist() for n in review_notes(r["text_a"], r["text_b"])]
+    assert stdout.count("   note: ") == len(notes) and all(f"   note: {n}\n" in stdout for n in notes)
 
 
 def test_summary_dedupe():
@@ -64,5 +69,6 @@ def test_check_pairs(tmp_path):
     stdout = run("check_pairs.py", "examples/pairs.tsv", str(out))
     assert stdout.splitlines()[0].split() == ["id", "label", "score", "decision", "sentence2"]
     assert "of 14 decided as labelled (threshold " in stdout
+    assert "note: '1815' and '1816' swap places" in stdout  # the reviewer's cue on a swap the model misses
     table = pq.read_table(out)
     assert table.num_rows == 14 and {"id", "label", "score", "paraphrase", "match"} <= set(table.column_names)

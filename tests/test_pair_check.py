@@ -72,6 +72,7 @@ def test_batch_keeps_input_order_and_scores_each_distinct_pair_once(local_engine
     assert table["match"].to_pylist()[3] == "exact"
     threshold = float(table.schema.metadata[b"threshold"])
     assert table["paraphrase"].to_pylist() == [s >= threshold for s in scores]
+    assert table["note"].to_pylist() == ["", "'new york' and 'paris' swap places", "", ""]
     with pytest.raises(ValueError, match="as many"):
         check_pairs(["a"], [], engine=local_engine)
 
@@ -89,7 +90,7 @@ def test_a_file_of_pairs_gets_scores_and_keeps_its_columns(tmp_path, local_engin
               + "".join(f"{r['id']}{sep}{r['sentence1']}{sep}{r['sentence2']}{sep}{r['label']}\n" for r in table.to_pylist()))
     out = tmp_path / f"scores.{suffix}"
     got = check_file(path, out, engine=local_engine)
-    assert got.column_names == ["id", "sentence1", "sentence2", "label", "score", "paraphrase", "match"]
+    assert got.column_names == ["id", "sentence1", "sentence2", "label", "score", "paraphrase", "match", "note"]
     assert got["match"].to_pylist() == ["different", "exact"]
     back, cols = read_pairs(out)
     assert cols == ("sentence1", "sentence2") and back.num_rows == 2
@@ -108,7 +109,7 @@ def test_check_command_prints_probability_and_decision():
     result = CliRunner().invoke(cli, ["check", SOURCE, SWAP], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("paraphrase probability 0.")
-    assert result.output.rstrip().endswith("not a paraphrase")
+    assert result.output.splitlines()[0].endswith("not a paraphrase")
     result = CliRunner().invoke(cli, ["check", "The cat sat on the mat.", "the cat sat on the mat."])
     assert result.output.startswith("paraphrase probability 1.000 (threshold ")
     assert result.output.rstrip().endswith("): exact copy")
@@ -144,9 +145,11 @@ def test_a_tab_inside_a_sentence_cannot_go_to_tsv(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no partial file
 
 
-def test_check_command_notes_numbers_that_differ():
+def test_check_command_notes_numbers_that_differ_and_swaps():
     result = CliRunner().invoke(cli, ["check", "Add support for Python 3.12.", "Add support for Python 3.14."],
                                 catch_exceptions=False)
     assert result.exit_code == 0 and result.output.splitlines()[-1] == "note: numbers differ: 3.12 vs 3.14"
     same = CliRunner().invoke(cli, ["check", QUEEN, QUEEN_PARA], catch_exceptions=False)
     assert "note:" not in same.output
+    swap = CliRunner().invoke(cli, ["check", SOURCE, SWAP], catch_exceptions=False)
+    assert swap.output.splitlines()[-1] == "note: 'new york' and 'paris' swap places"

@@ -133,13 +133,16 @@ def test_options_map_to_stages():
         ScanConfig.from_options(threshold=2.0)
 
 
-def test_reason_notes_numbers_that_differ(tmp_path, local_engine):
+def test_reason_notes_numbers_that_differ_and_swaps(tmp_path, local_engine):
     root = tmp_path / "docs"
     write(root / "a.txt", "The bridge was built in 1850 by the town council of Millford. "
-                          "The mill next to it still grinds flour every single week.")
+                          "The mill next to it still grinds flour every single week. "
+                          "Ferries sail from Dover to Calais early every morning.")
     write(root / "b.txt", "The bridge was built in 1852 by the town council of Millford. "
-                          "The mill next to it still grinds flour every week.")
+                          "The mill next to it still grinds flour every week. "
+                          "Ferries sail from Calais to Dover early every morning.")
     result = run(root, local_engine, threshold=0.0)
     reasons = {r["text_a"][:10]: r["reason"] for r in rows(result)}
     assert reasons["The bridge"].endswith("; numbers differ: 1850 vs 1852")
-    assert "numbers differ" not in reasons["The mill n"]
+    assert "numbers differ" not in reasons["The mill n"] and "swap" not in reasons["The mill n"]
+    assert reasons["Ferries sa"].endswith(" swap places") and "'calais'" in reasons["Ferries sa"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scanner.reasons import decision_reason, number_difference
+from scanner.reasons import decision_reason, number_difference, review_notes, swap_note, swapped_spans
 
 
 def test_number_difference_names_what_each_side_has_alone():
@@ -23,3 +23,33 @@ def test_decision_reason():
     assert decision_reason(0.9123, 0.5, True, "a b", "b a") == "cross-encoder 0.912 >= threshold 0.500"
     assert decision_reason(0.2, 0.5, False, "built in 1850", "built in 1852") == \
         "cross-encoder 0.200 < threshold 0.500; numbers differ: 1850 vs 1852"
+
+
+def test_swapped_spans_finds_two_spans_trading_places():
+    assert swapped_spans("The direction of the food relative to the sun.",
+                         "The direction of the sun relative to the food.") == ("food", "sun")
+    # spans of several words and of different lengths; case and punctuation do not count
+    assert swapped_spans("I took a flight from New York to Paris.", "i took a flight from Paris, to New York") == \
+        ("new york", "paris")
+    assert swapped_spans("In 1815 it erupted; 1816 was cold.", "In 1816 it erupted; 1815 was cold.") == ("1815", "1816")
+    assert swapped_spans("Cats and dogs play.", "Dogs and cats play.") == ("cats", "dogs")
+    # a phrase moved to the other end (no word between the two spans) is not a swap
+    assert swapped_spans("In 1815 the volcano erupted.", "The volcano erupted in 1815.") is None
+    # other words, other counts, or the same sentence: nothing to say
+    assert swapped_spans("The cat sat on the mat.", "The dog sat on the mat.") is None
+    assert swapped_spans("a m b", "b m a m") is None
+    assert swapped_spans("Same words here.", "same words, here") is None
+    # the same words rearranged in some other way than one swap
+    assert swapped_spans("a b c d e", "c a e b d") is None
+
+
+def test_review_notes_and_reason_carry_every_cue():
+    assert swap_note("from New York to Paris", "from Paris to New York") == "'new york' and 'paris' swap places"
+    a, b = "In 1850 the mill fed the town, and in 1860 the town fed the mill.", \
+        "In 1852 the town fed the mill, and in 1860 the mill fed the town."
+    assert review_notes(a, b) == ["numbers differ: 1850 vs 1852"]  # other numbers: not only a swap
+    a, b = "The mill fed the town in 1850.", "The town fed the mill in 1850."
+    assert review_notes(a, b) == ["'mill' and 'town' swap places"]
+    assert decision_reason(0.97, 0.5, True, a, b) == "cross-encoder 0.970 >= threshold 0.500; 'mill' and 'town' swap places"
+    assert review_notes("built in 1850 by Ann for Bob", "built in 1852 by Bob for Ann") == ["numbers differ: 1850 vs 1852"]
+    assert review_notes("built in 1850 by Ann for Bob", "built in 1850 by Bob for Ann") == ["'ann' and 'bob' swap places"]
