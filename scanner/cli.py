@@ -94,6 +94,12 @@ def interruptible() -> Iterator[Callable[[], None]]:
         signal.signal(signal.SIGINT, previous)
 
 
+SWAP_RULE_OPTION = click.option(
+    "--swap-rule/--no-swap-rule", default=True, show_default=True,
+    help="Never flag a pair whose only difference is two word spans trading places around more than 'and'/'or' "
+         "(\"from New York to Paris\" / \"from Paris to New York\"), whatever the cross-encoder says.")
+
+
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that runs the models."""
     for option in reversed([
@@ -104,6 +110,7 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      "flagged.  [default: the model's, chosen on its validation data]"),
         click.option("--both-orders", is_flag=True, help="Score each pair in both sentence orders and average: "
                      "order-independent and more accurate, at twice the cross-encoder time."),
+        SWAP_RULE_OPTION,
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                      help="Where the models run; auto uses CUDA (fp16) when present."),
         click.option("--batch-size", type=click.IntRange(1), help="Most sentences or pairs per model batch.  [default: 128]"),
@@ -291,9 +298,11 @@ def report_command(report: str, html_out: str, root: str | None) -> None:
               "[default: the model's]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--both-orders", is_flag=True, help="Score each pair in both sentence orders and average.")
+@SWAP_RULE_OPTION
 @library_errors
 def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str | None, fmt: str | None,
-                  cross_encoder: str | None, threshold: float | None, device: str, both_orders: bool) -> None:
+                  cross_encoder: str | None, threshold: float | None, device: str, both_orders: bool,
+                  swap_rule: bool) -> None:
     """Is the second sentence a paraphrase of the first? Prints the probability and the decision.
 
     \b
@@ -307,8 +316,10 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
         if len(sentences) != 2:
             raise click.UsageError("give two sentences, or --pairs FILE")
         got = pair_check.check(*sentences, threshold=threshold, cross_encoder=cross_encoder, device=device,
-                               both_orders=both_orders)
+                               both_orders=both_orders, swap_rule=swap_rule)
         decision = {"exact": "exact copy", "paraphrase": "paraphrase", "different": "not a paraphrase"}[got.match]
+        if got.match == "different" and got.score >= got.threshold:
+            decision += " (by the swap rule)"
         click.echo(f"paraphrase probability {got.score:.3f} (threshold {got.threshold:.3f}): {decision}")
         if got.note:
             click.echo(f"note: {got.note}")
@@ -316,7 +327,7 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
     if sentences:
         raise click.UsageError("give either two sentences or --pairs FILE, not both")
     table = pair_check.check_file(pairs_file, out, fmt=fmt, threshold=threshold, cross_encoder=cross_encoder,
-                                  device=device, both_orders=both_orders)
+                                  device=device, both_orders=both_orders, swap_rule=swap_rule)
     flagged = sum(table["paraphrase"].to_pylist())
     if out is None:
         col_a, col_b = next(c for c in pair_check.PAIR_COLUMNS if set(c) <= set(table.column_names))
@@ -337,6 +348,7 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
 @click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--both-orders", is_flag=True, help="Score each pair in both sentence orders and average.")
+@SWAP_RULE_OPTION
 @library_errors
 def dedupe_command(file: str, show: bool, **options: Any) -> None:
     """Print a text with its redundant sentences removed (the first of each paraphrase group stays).
@@ -414,6 +426,7 @@ def index_command(paths: tuple[str, ...], where: str, prefix: str, prune: bool, 
 
     options.pop("threshold", None)
     options.pop("both_orders", None)
+    options.pop("swap_rule", None)
     options["include"] = tuple(options["include"]) or None
     options["exclude"] = tuple(options["exclude"]) or None
     config = ScanConfig.from_options(**options)

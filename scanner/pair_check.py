@@ -24,7 +24,7 @@ import pyarrow as pa
 from scanner.candidates import normalise, text_key
 from scanner.engine import Engine, shared_local_engine
 from scanner.errors import InputError, OutputError
-from scanner.reasons import review_notes
+from scanner.reasons import flag, review_notes
 from scanner.verify import DEFAULT_CROSS_ENCODER, VerifyConfig
 
 #: accepted names of the two sentence columns in a pairs file, in order of preference
@@ -46,16 +46,17 @@ class Check:
 
 
 def verify_config(cross_encoder: str | None = None, threshold: float | None = None,
-                  device: str = "auto", batch_size: int | None = None, both_orders: bool = False) -> VerifyConfig:
+                  device: str = "auto", batch_size: int | None = None, both_orders: bool = False,
+                  swap_rule: bool = True) -> VerifyConfig:
     """A verify config with the threshold resolved (the model's own for this way of scoring when None)."""
     config = VerifyConfig(model=cross_encoder or DEFAULT_CROSS_ENCODER, threshold=threshold, device=device,
-                          batch_size=batch_size or 128, both_orders=both_orders)
+                          batch_size=batch_size or 128, both_orders=both_orders, swap_rule=swap_rule)
     return dataclasses.replace(config, threshold=config.cut())
 
 
 def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None = None,
                 cross_encoder: str | None = None, device: str = "auto", batch_size: int | None = None,
-                engine: Engine | None = None, both_orders: bool = False) -> pa.Table:
+                engine: Engine | None = None, both_orders: bool = False, swap_rule: bool = True) -> pa.Table:
     """Score pairs (a[i], b[i]); returns a table with ``text_a, text_b, score, paraphrase, match, note`` in input
     order (``note``: the reviewer's cues of ``scanner.reasons.review_notes``, as in a scan's ``reason``).
 
@@ -65,7 +66,7 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
     """
     if len(a) != len(b):
         raise ValueError(f"check_pairs needs as many first as second sentences, got {len(a)} and {len(b)}")
-    config = verify_config(cross_encoder, threshold, device, batch_size, both_orders)
+    config = verify_config(cross_encoder, threshold, device, batch_size, both_orders, swap_rule)
     assert config.threshold is not None
     a, b = [str(x) for x in a], [str(x) for x in b]
     exact = np.array([normalise(x) == normalise(y) for x, y in zip(a, b, strict=True)], dtype=bool)
@@ -79,7 +80,7 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
         got = (engine or shared_local_engine()).score([x for x, _ in distinct], [y for _, y in distinct], config)
         lookup = dict(zip(distinct, got.tolist(), strict=True))
         scores[todo] = [lookup[pair] for pair in oriented]
-    flagged = exact | (scores >= config.threshold)
+    flagged = exact | flag(scores, config.threshold, a, b, config.swap_rule)
     match = np.where(exact, "exact", np.where(flagged, "paraphrase", "different"))
     table = pa.table({"text_a": pa.array(a, pa.string()), "text_b": pa.array(b, pa.string()),
                       "score": pa.array(scores, pa.float32()), "paraphrase": pa.array(flagged, pa.bool_()),
@@ -87,14 +88,16 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
                       "note": pa.array(["; ".join(review_notes(x, y)) for x, y in zip(a, b, strict=True)], pa.string())})
     return table.replace_schema_metadata({b"threshold": str(config.threshold).encode(),
                                           b"cross_encoder": config.model.encode(),
-                                          b"both_orders": str(config.both_orders).lower().encode()})
+                                          b"both_orders": str(config.both_orders).lower().encode(),
+                                          b"swap_rule": str(config.swap_rule).lower().encode()})
 
 
 def check(a: str, b: str, *, threshold: float | None = None, cross_encoder: str | None = None,
-          device: str = "auto", engine: Engine | None = None, both_orders: bool = False) -> Check:
+          device: str = "auto", engine: Engine | None = None, both_orders: bool = False,
+          swap_rule: bool = True) -> Check:
     """Paraphrase probability and decision for one pair of sentences (see the module docstring)."""
     table = check_pairs([a], [b], threshold=threshold, cross_encoder=cross_encoder, device=device, engine=engine,
-                        both_orders=both_orders)
+                        both_orders=both_orders, swap_rule=swap_rule)
     row = table.to_pylist()[0]
     used = float(table.schema.metadata[b"threshold"])
     return Check(score=round(float(row["score"]), 6), paraphrase=bool(row["paraphrase"]), match=row["match"],
@@ -176,13 +179,14 @@ def write_scores(table: pa.Table, out: str | os.PathLike[str], fmt: str | None =
 
 def check_file(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, fmt: str | None = None,
                threshold: float | None = None, cross_encoder: str | None = None, device: str = "auto",
-               batch_size: int | None = None, engine: Engine | None = None, both_orders: bool = False) -> pa.Table:
+               batch_size: int | None = None, engine: Engine | None = None, both_orders: bool = False,
+               swap_rule: bool = True) -> pa.Table:
     """Score every pair of a TSV/CSV/Parquet file; the other columns (ids, labels) are kept. Writes ``out`` if given."""
     table, (col_a, col_b) = read_pairs(path, fmt)
     a = [("" if x is None else str(x)) for x in table[col_a].to_pylist()]
     b = [("" if x is None else str(x)) for x in table[col_b].to_pylist()]
     scored = check_pairs(a, b, threshold=threshold, cross_encoder=cross_encoder, device=device,
-                         batch_size=batch_size, engine=engine, both_orders=both_orders)
+                         batch_size=batch_size, engine=engine, both_orders=both_orders, swap_rule=swap_rule)
     result = table
     for name in ("score", "paraphrase", "match", "note"):
         if name in result.column_names:

@@ -28,7 +28,7 @@ from scanner.engine import Engine, EngineConfig, open_engine
 from scanner.errors import ConfigError, InputError
 from scanner.ingest import IngestConfig, discover
 from scanner.modelfiles import preflight
-from scanner.reasons import EXACT_REASON, decision_reason
+from scanner.reasons import EXACT_REASON, decision_reason, flag
 from scanner.report import check_writable, documents_table, write_report
 from scanner.schema import PAIRS, SENTENCES, conform
 from scanner.segment import SegmentConfig
@@ -294,7 +294,7 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
         distinct = engine.score([texts[lo[f]] for f in first_pair], [texts[hi[f]] for f in first_pair], config.verify)
     scores = distinct[pair_inv.reshape(-1)] if len(nb_i) else np.zeros(0, np.float32)
     threshold = config.verify.cut()
-    flagged = scores >= threshold
+    flagged = flag(scores, threshold, [texts[i] for i in nb_i], [texts[j] for j in nb_j], config.verify.swap_rule)
     keep = flagged | config.keep_rejected
     reasons = [decision_reason(float(s), threshold, bool(f), texts[i], texts[j])
                for s, f, i, j in zip(scores[keep], flagged[keep], nb_i[keep], nb_j[keep], strict=True)]
@@ -374,7 +374,7 @@ def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Tabl
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "embedder": {"name": config.embed.model, "path": embedder, "sha256": model_fingerprint(embedder)},
         "cross_encoder": {"name": config.verify.model, "sha256": model_fingerprint(config.verify.model),
-                          "both_orders": config.verify.both_orders},
+                          "both_orders": config.verify.both_orders, "swap_rule": config.verify.swap_rule},
         "threshold": stats["threshold"], "min_cosine": config.candidates.min_cosine, "top_k": config.candidates.top_k,
         "scope": config.candidates.scope, "min_words": config.candidates.min_words,
         "mutual": config.candidates.mutual, "candidate_budget": config.candidates.budget,

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 #: a number written in digits, with its decimal, thousands or time separators ("3.12", "1,000", "10:30"), and
 #: not part of a word ("httpcore2", "h2", "mp3" are names, not quantities)
@@ -28,13 +32,46 @@ def number_difference(a: str, b: str) -> str | None:
 #: "pre-imperial", "3.12"); punctuation and case do not count
 _WORD = re.compile(r"\w+(?:['’.-]\w+)*")
 
+#: words that join two spans into a relation that usually reads the same both ways ("cats and dogs", "X vs Y")
+COORDINATORS = frozenset({"and", "or", "nor", "vs", "versus"})
 
-def swapped_spans(a: str, b: str) -> tuple[str, str] | None:
-    """The two word spans that trade places between ``a`` and ``b`` when that is the only difference, e.g.
-    ``("food", "sun")`` for "the direction of the food relative to the sun" / "... of the sun relative to the
-    food"; None otherwise. Spans are found after the longest common start and end: ``a`` must read X M Y where
-    ``b`` reads Y M X, with at least one word M between them (two adjacent spans trading places is a moved
-    phrase, "In 1815 the eruption ..." / "The eruption ... in 1815", which rarely changes the meaning)."""
+
+@dataclass(frozen=True)
+class Swap:
+    """Two word spans trading places: sentence a reads ``before`` X M Y ``after``, sentence b ``before`` Y M X
+    ``after`` (lowercased words)."""
+
+    x: tuple[str, ...]
+    middle: tuple[str, ...]
+    y: tuple[str, ...]
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    @property
+    def parallel(self) -> bool:
+        """Whether the middle only joins two parallel phrases, so the swap rarely changes the meaning. The middle
+        must read R C L: R repeats the words after Y, C is a coordinator or nothing, L repeats the words before
+        X: "cats and dogs", "born in 1863 in Ohio", "the cats and the dogs", "medical science and biomedical
+        science", "a red haired parent and a black haired parent"."""
+        m = self.middle
+        for r in range(len(m) + 1):
+            if m[:r] != self.after[:r]:
+                break
+            for c in (0, 1):
+                if c and (r >= len(m) or m[r] not in COORDINATORS):
+                    continue
+                left = m[r + c :]
+                if len(left) <= len(self.before) and self.before[len(self.before) - len(left) :] == left:
+                    return True
+        return False
+
+
+def find_swap(a: str, b: str) -> Swap | None:
+    """The swap that turns ``a`` into ``b`` when trading two word spans is the only difference, else None.
+
+    Spans are found after the longest common start and end, with at least one word M between them: two
+    adjacent spans trading places is a moved phrase ("In 1815 the eruption ..." / "The eruption ... in
+    1815"), which rarely changes the meaning."""
     wa, wb = [w.lower() for w in _WORD.findall(a)], [w.lower() for w in _WORD.findall(b)]
     if len(wa) != len(wb) or wa == wb or sorted(wa) != sorted(wb):
         return None
@@ -43,18 +80,44 @@ def swapped_spans(a: str, b: str) -> tuple[str, str] | None:
     ma, mb = wa[start:end], wb[start:end]
     for nx in range(1, len(ma)):
         for ny in range(1, len(ma) - nx):
-            x, y, mid = ma[:nx], ma[len(ma) - ny :], ma[nx : len(ma) - ny]
-            if mb == y + mid + x:
-                return " ".join(x), " ".join(y)
+            x, middle, y = ma[:nx], ma[nx : len(ma) - ny], ma[len(ma) - ny :]
+            if mb == y + middle + x:
+                return Swap(tuple(x), tuple(middle), tuple(y), tuple(wa[:start]), tuple(wa[end:]))
     return None
 
 
+def swapped_spans(a: str, b: str) -> tuple[str, str] | None:
+    """The two spans of ``find_swap`` as text, e.g. ``("food", "sun")`` for "the direction of the food
+    relative to the sun" / "... of the sun relative to the food"."""
+    swap = find_swap(a, b)
+    return (" ".join(swap.x), " ".join(swap.y)) if swap else None
+
+
 def swap_note(a: str, b: str) -> str | None:
-    """A reviewer's cue for a pair with the same words in which two spans trade places (``food and sun swap
-    places``). Such a pair may be a paraphrase ("cats and dogs" / "dogs and cats") or not ("from New York to
-    Paris" / "from Paris to New York"): that is exactly where a small cross-encoder errs most."""
+    """A reviewer's cue for a pair with the same words in which two spans trade places (``'food' and 'sun'
+    swap places``). Such a pair may be a paraphrase ("cats and dogs" / "dogs and cats") or not ("from New York
+    to Paris" / "from Paris to New York"): that is exactly where a small cross-encoder errs most."""
     spans = swapped_spans(a, b)
     return f"{spans[0]!r} and {spans[1]!r} swap places" if spans else None
+
+
+def swap_rule_applies(a: str, b: str) -> bool:
+    """The swap rule: a pair whose only difference is two spans trading places around a middle that does more
+    than join two parallel phrases (``Swap.parallel``), such as "the direction of the food relative to the
+    sun" / "... of the sun relative to the food", is not a paraphrase, whatever the cross-encoder says. PAWS builds its
+    hardest negatives exactly this way, and the shipped model scores many of them above 0.9."""
+    swap = find_swap(a, b)
+    return swap is not None and not swap.parallel
+
+
+def flag(scores: np.ndarray, threshold: float, a: Sequence[str], b: Sequence[str], swap_rule: bool) -> np.ndarray:
+    """The decisions for cross-encoded pairs (a[i], b[i]): the score reaches the threshold and, with
+    ``swap_rule``, the pair is not a swap the rule rejects (checked only where the score would flag)."""
+    flagged = np.asarray(scores) >= threshold
+    if swap_rule:
+        for i in np.flatnonzero(flagged):
+            flagged[i] = not swap_rule_applies(a[i], b[i])
+    return flagged
 
 
 def review_notes(a: str, b: str) -> list[str]:
@@ -68,7 +131,10 @@ EXACT_REASON = "identical after normalising case and whitespace"
 
 def decision_reason(score: float, threshold: float, flagged: bool, a: str, b: str) -> str:
     """The report's ``reason`` for a cross-encoded pair: the score against the threshold (``flagged`` is the
-    decision as the caller made it, so the text never contradicts the ``match`` column), then the
-    ``review_notes``."""
-    reason = f"cross-encoder {score:.3f} {'>=' if flagged else '<'} threshold {threshold:.3f}"
+    decision as the caller made it, so the text never contradicts the ``match`` column; a pair at or above the
+    threshold that is not flagged was rejected by the swap rule), then the ``review_notes``."""
+    if flagged or score < threshold:
+        reason = f"cross-encoder {score:.3f} {'>=' if flagged else '<'} threshold {threshold:.3f}"
+    else:
+        reason = f"cross-encoder {score:.3f} >= threshold {threshold:.3f}, rejected by the swap rule"
     return "; ".join([reason, *review_notes(a, b)])

@@ -115,6 +115,7 @@ def dedupe(
     device: str = "auto",
     engine: Engine | None = None,
     both_orders: bool = False,
+    swap_rule: bool = True,
 ) -> DedupeResult:
     """Remove sentences that repeat (exactly or in paraphrase) an earlier kept sentence.
 
@@ -133,7 +134,7 @@ def dedupe(
         spans, texts = None, [str(s) for s in sentences]
     config = ScanConfig.from_options(scope="within", threshold=threshold, cross_encoder=cross_encoder,
                                      embedder=embedder, min_words=min_words, min_cosine=min_cosine, top_k=top_k,
-                                     device=device, both_orders=both_orders)
+                                     device=device, both_orders=both_orders, swap_rule=swap_rule)
     table = conform({"doc": [DOC] * len(texts), "index": list(range(len(texts))),
                      "start": [s for s, _ in spans] if spans else [0] * len(texts),
                      "end": [e for _, e in spans] if spans else [len(t) for t in texts], "text": texts},

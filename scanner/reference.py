@@ -48,7 +48,7 @@ from scanner.pipeline import (
     read_collection,
     sentences_table,
 )
-from scanner.reasons import EXACT_REASON, decision_reason
+from scanner.reasons import EXACT_REASON, decision_reason, flag
 from scanner.report import documents_table, write_report
 from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, conform
 
@@ -237,7 +237,7 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
         side_b = [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]]
         scores, distinct = _verify(side_a, side_b, config, engine)
     threshold = config.verify.cut()
-    decided = _Decided(scores, threshold, config.keep_rejected, side_a, side_b)
+    decided = _Decided(scores, threshold, config.keep_rejected, side_a, side_b, config.verify.swap_rule)
     n = len(nb_i)
     ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
     scanned = [
@@ -266,11 +266,12 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
 
 
 class _Decided:
-    """Cross-encoder scores turned into report rows: flagged at the threshold, rejected kept on request."""
+    """Cross-encoder scores turned into report rows: flagged at the threshold (and by the swap rule), rejected
+    kept on request."""
 
     def __init__(self, scores: np.ndarray, threshold: float, keep_rejected: bool, a: Sequence[str],
-                 b: Sequence[str]) -> None:
-        self.scores, self.flagged = scores, scores >= threshold
+                 b: Sequence[str], swap_rule: bool) -> None:
+        self.scores, self.flagged = scores, flag(scores, threshold, a, b, swap_rule)
         self.keep = self.flagged | keep_rejected
         self.reasons = [decision_reason(float(s), threshold, bool(f), x, y)
                         for s, f, x, y in zip(scores, self.flagged, a, b, strict=True)]
@@ -329,7 +330,8 @@ def search(
         if own:
             engine.close()
     cut = threshold if threshold is not None else config.verify.cut()
-    ok = scores >= cut
+    ok = flag(scores, cut, [ref_texts[j] for j in refp["nb_ref"]], [query_list[i] for i in refp["nb_new"]],
+              config.verify.swap_rule)
     q = np.r_[refp["ex_new"], refp["nb_new"][ok]].astype(np.int64)
     r = np.r_[refp["ex_ref"], refp["nb_ref"][ok]].astype(np.int64)
     s = np.r_[np.ones(len(refp["ex_new"])), scores[ok]].astype(np.float32)

@@ -34,6 +34,9 @@ class VerifyConfig:
     ``both_orders`` scores each pair as (a, b) and as (b, a) and averages the two: the score no longer depends
     on which sentence comes first, and the shipped model is more accurate so (see the README), at twice the
     cross-encoder work. It uses its own threshold, also chosen on the validation slice.
+    ``swap_rule``: a pair whose only difference is two spans trading places around more than a coordinator
+    ("from New York to Paris" / "from Paris to New York") is not flagged, whatever its score
+    (``scanner.reasons.swap_rule_applies``).
     ``max_tokens`` bounds a padded batch (rows x longest row; None: the device's default,
     ``scanner.device.batch_tokens``): larger uses more memory, and on a GPU more parallelism; ``batch_size`` caps the rows; ``max_padding`` caps the padding share of a batch.
     """
@@ -46,6 +49,7 @@ class VerifyConfig:
     device: str = "auto"
     max_padding: float = 0.2
     both_orders: bool = False
+    swap_rule: bool = True
 
     def cut(self) -> float:
         """The flagging threshold: the one given, else the model's own for this way of scoring."""

@@ -153,3 +153,16 @@ def test_check_command_notes_numbers_that_differ_and_swaps():
     assert "note:" not in same.output
     swap = CliRunner().invoke(cli, ["check", SOURCE, SWAP], catch_exceptions=False)
     assert swap.output.splitlines()[-1] == "note: 'new york' and 'paris' swap places"
+
+
+def test_the_swap_rule_decides_swaps_and_can_be_turned_off():
+    a = "The angle of the dance tells the bees the direction of the food relative to the sun."
+    b = "The angle of the dance tells the bees the direction of the sun relative to the food."
+    ruled = check(a, b)
+    assert (ruled.match, ruled.paraphrase) == ("different", False)
+    free = check(a, b, swap_rule=False)
+    assert free.score == ruled.score and free.paraphrase == (free.score >= free.threshold)
+    out = CliRunner().invoke(cli, ["check", a, b], catch_exceptions=False).output.splitlines()
+    assert out[0].endswith("not a paraphrase" + (" (by the swap rule)" if ruled.score >= ruled.threshold else ""))
+    out = CliRunner().invoke(cli, ["check", "--no-swap-rule", a, b], catch_exceptions=False).output.splitlines()
+    assert out[0].endswith(": paraphrase" if free.paraphrase else ": not a paraphrase")

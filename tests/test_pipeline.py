@@ -141,8 +141,16 @@ def test_reason_notes_numbers_that_differ_and_swaps(tmp_path, local_engine):
     write(root / "b.txt", "The bridge was built in 1852 by the town council of Millford. "
                           "The mill next to it still grinds flour every week. "
                           "Ferries sail from Calais to Dover early every morning.")
-    result = run(root, local_engine, threshold=0.0)
-    reasons = {r["text_a"][:10]: r["reason"] for r in rows(result)}
-    assert reasons["The bridge"].endswith("; numbers differ: 1850 vs 1852")
-    assert "numbers differ" not in reasons["The mill n"] and "swap" not in reasons["The mill n"]
-    assert reasons["Ferries sa"].endswith(" swap places") and "'calais'" in reasons["Ferries sa"]
+    result = run(root, local_engine, threshold=0.0, keep_rejected=True)
+    got = {r["text_a"][:10]: r for r in rows(result)}
+    assert got["The bridge"]["reason"].endswith("; numbers differ: 1850 vs 1852")
+    assert got["The mill n"]["match"] == "paraphrase"
+    assert "numbers differ" not in got["The mill n"]["reason"] and "swap" not in got["The mill n"]["reason"]
+    # every score reaches threshold 0, but the swap rule rejects the ferries, and says why
+    ferries = got["Ferries sa"]
+    assert ferries["match"] == "rejected" and "rejected by the swap rule" in ferries["reason"]
+    assert ferries["reason"].endswith(" swap places") and "'calais'" in ferries["reason"]
+    assert result.metadata["cross_encoder"]["swap_rule"] is True
+    without = {r["text_a"][:10]: r for r in rows(run(root, local_engine, threshold=0.0, swap_rule=False))}
+    assert without["Ferries sa"]["match"] == "paraphrase"
+    assert without["Ferries sa"]["reason"].startswith("cross-encoder ") and ">= threshold 0.000;" in without["Ferries sa"]["reason"]

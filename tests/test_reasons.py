@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from scanner.reasons import decision_reason, number_difference, review_notes, swap_note, swapped_spans
+import numpy as np
+
+from scanner.reasons import (
+    decision_reason,
+    find_swap,
+    flag,
+    number_difference,
+    review_notes,
+    swap_note,
+    swap_rule_applies,
+    swapped_spans,
+)
 
 
 def test_number_difference_names_what_each_side_has_alone():
@@ -53,3 +64,31 @@ def test_review_notes_and_reason_carry_every_cue():
     assert decision_reason(0.97, 0.5, True, a, b) == "cross-encoder 0.970 >= threshold 0.500; 'mill' and 'town' swap places"
     assert review_notes("built in 1850 by Ann for Bob", "built in 1852 by Bob for Ann") == ["numbers differ: 1850 vs 1852"]
     assert review_notes("built in 1850 by Ann for Bob", "built in 1850 by Bob for Ann") == ["'ann' and 'bob' swap places"]
+
+
+def test_the_swap_rule_spares_parallel_phrases():
+    # a coordinator, the words before X again, the words after Y again, or a mix: the swap reads the same
+    for a, b in [("Cats and dogs play.", "Dogs and cats play."),
+                 ("He was born in 1863 in Ohio.", "He was born in Ohio in 1863."),
+                 ("We fed the cats and the dogs.", "We fed the dogs and the cats."),
+                 ("What is medical science or biomedical science?", "What is biomedical science or medical science?"),
+                 ("a child with a red haired parent and a black haired parent", "a child with a black haired parent and a red haired parent"),
+                 ("Is tea vs coffee better?", "Is coffee vs tea better?")]:
+        swap = find_swap(a, b)
+        assert swap is not None and swap.parallel and not swap_rule_applies(a, b), a
+    for a, b in [("I took a flight from New York to Paris.", "I took a flight from Paris to New York."),
+                 ("The direction of the food relative to the sun.", "The direction of the sun relative to the food."),
+                 ("In 1815 it erupted, and 1816 was cold.", "In 1816 it erupted, and 1815 was cold."),
+                 ("The dog bit the man.", "The man bit the dog.")]:
+        assert swap_rule_applies(a, b) and swap_rule_applies(b, a), a
+    assert not swap_rule_applies("The cat sat.", "The dog sat.")  # not a swap at all
+
+
+def test_flag_applies_the_threshold_then_the_swap_rule():
+    a = ["from New York to Paris", "from New York to Paris", "cats and dogs", "one two three"]
+    b = ["from Paris to New York", "from Paris to New York", "dogs and cats", "one two four"]
+    scores = np.array([0.9, 0.1, 0.9, 0.9])
+    assert flag(scores, 0.5, a, b, swap_rule=True).tolist() == [False, False, True, True]
+    assert flag(scores, 0.5, a, b, swap_rule=False).tolist() == [True, False, True, True]
+    assert decision_reason(0.9, 0.5, False, a[0], b[0]) == \
+        "cross-encoder 0.900 >= threshold 0.500, rejected by the swap rule; 'new york' and 'paris' swap places"

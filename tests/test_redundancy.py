@@ -33,7 +33,8 @@ SUMMARY = [
 ]
 PARAGRAPH_AFTER = {2, 6}
 #: sentences the shipped model (v2) decides wrongly: strict xfails, so a better model shows up as passes to update
-MODEL_MISSES = {8, 10}
+#: (sentence 10, a word swap the model scores 0.98, is kept by the swap rule)
+MODEL_MISSES = {8}
 
 
 def _text(keep=lambda i: True) -> str:
