@@ -5,7 +5,9 @@
 
 Every threshold comes from the validation slice (a fixed stratified 1,000 pairs of PAWS-Wiki dev that
 training never sees): the cross-encoder uses the threshold recorded with the model, the cosine baseline the
-cosine that maximises validation accuracy. Nothing is tuned on a test split. Also measures how fast the
+cosine that maximises validation accuracy. Nothing is tuned on a test split. Each way of scoring is also
+reported with the swap rule the scanner applies by default (``scanner.reasons.swap_rule_applies``). Also
+measures how fast the
 model scores pairs against a roberta-base-sized model (same architecture family, random weights: only the
 speed matters) on the same pairs and threads. Writes JSON and a Markdown table.
 """
@@ -23,6 +25,7 @@ import torch
 
 from pipelines.data import DEFAULT_DATA_DIR, Pair, mrpc, paws_wiki, validation_pairs
 from pipelines.metrics import best_threshold, classification_report, order_agreement
+from scanner.reasons import swap_rule_applies
 from scanner.verify import DEFAULT_CROSS_ENCODER, load_cross_encoder, model_threshold, score_pairs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -75,6 +78,26 @@ def roberta_base_speed_ratio(net: Any, tokenizer: Any, pairs: list[Pair], repeat
             "roberta_base_parameters": sum(p.numel() for p in roberta.parameters()), "torch_threads": torch.get_num_threads()}
 
 
+def split_report(pairs: list[Pair], scores: np.ndarray, reverse: np.ndarray, cosine: np.ndarray, threshold: float,
+                 threshold_both: float, cos_threshold: float) -> dict[str, Any]:
+    """The metrics of one split: the cross-encoder in one order and in both, each alone and with the swap rule
+    (``scanner.reasons.swap_rule_applies``: its pairs count as scored 0, which is what the scanner decides), the
+    cosine baseline, and how much the one-order scores depend on order."""
+    labels = np.array([p.label for p in pairs])
+    rule = np.array([swap_rule_applies(p.a, p.b) for p in pairs], dtype=bool)
+    both = (scores + reverse) / 2
+    return {
+        "cross_encoder": classification_report(labels, scores, threshold),
+        "cross_encoder_swap_rule": classification_report(labels, np.where(rule, 0.0, scores), threshold),
+        "cross_encoder_both_orders": classification_report(labels, both, threshold_both),
+        "cross_encoder_both_orders_swap_rule": classification_report(labels, np.where(rule, 0.0, both), threshold_both),
+        "cosine": classification_report(labels, cosine, cos_threshold),
+        "order": order_agreement(scores, reverse, threshold),
+        "swap_rule": {"pairs": int(rule.sum()), "paraphrases_among_them": int(labels[rule].sum()),
+                      "flagged_by_the_model": int((scores[rule] >= threshold).sum())},
+    }
+
+
 def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0) -> dict[str, Any]:
     """All metrics for ``model``. ``limit`` > 0 keeps only that many pairs per split (smoke runs only)."""
     from scanner.embed import EmbedConfig, SentenceEmbedder
@@ -93,26 +116,16 @@ def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0)
                                "cosine_threshold": cos_threshold, "splits": {}}
     val_scores = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val])
     val_reverse = score_pairs(net, tokenizer, [p.b for p in val], [p.a for p in val])
-    results["splits"]["validation (PAWS-Wiki dev slice)"] = {
-        "cross_encoder": classification_report(val_labels, val_scores, threshold),
-        "cross_encoder_both_orders": classification_report(val_labels, (val_scores + val_reverse) / 2, threshold_both),
-        "cosine": classification_report(val_labels, val_cos, cos_threshold),
-        "order": order_agreement(val_scores, val_reverse, threshold),
-    }
+    results["splits"]["validation (PAWS-Wiki dev slice)"] = split_report(
+        val, val_scores, val_reverse, val_cos, threshold, threshold_both, cos_threshold)
     for name, pairs in (("PAWS-Wiki test", cap(paws_wiki("test", data_dir))), ("MRPC test", cap(mrpc("test", data_dir)))):
-        labels = np.array([p.label for p in pairs])
         start = time.perf_counter()
         scores = score_pairs(net, tokenizer, [p.a for p in pairs], [p.b for p in pairs])
         seconds = time.perf_counter() - start
-        report = classification_report(labels, scores, threshold)
-        report["pairs_per_second"] = len(pairs) / seconds
         reverse = score_pairs(net, tokenizer, [p.b for p in pairs], [p.a for p in pairs])
-        results["splits"][name] = {
-            "cross_encoder": report,
-            "cross_encoder_both_orders": classification_report(labels, (scores + reverse) / 2, threshold_both),
-            "cosine": classification_report(labels, cosine_scores(embedder, pairs), cos_threshold),
-            "order": order_agreement(scores, reverse, threshold),
-        }
+        results["splits"][name] = split_report(pairs, scores, reverse, cosine_scores(embedder, pairs), threshold,
+                                               threshold_both, cos_threshold)
+        results["splits"][name]["cross_encoder"]["pairs_per_second"] = len(pairs) / seconds
     test = paws_wiki("test", data_dir)
     rng = np.random.default_rng(0)
     sample = [test[i] for i in rng.choice(len(test), size=min(speed_pairs, len(test)), replace=False)]
@@ -124,7 +137,9 @@ def markdown(results: dict[str, Any]) -> str:
     rows = ["| split | model | accuracy | macro-F1 | P (para) | R (para) | P (not) | R (not) | ROC-AUC |",
             "|---|---|---|---|---|---|---|---|---|"]
     for split, by_model in results["splits"].items():
-        for label, key in (("cross-encoder", "cross_encoder"), ("cross-encoder, both orders", "cross_encoder_both_orders"),
+        for label, key in (("cross-encoder", "cross_encoder"), ("cross-encoder + swap rule", "cross_encoder_swap_rule"),
+                           ("cross-encoder, both orders", "cross_encoder_both_orders"),
+                           ("cross-encoder, both orders + swap rule", "cross_encoder_both_orders_swap_rule"),
                            ("cosine only", "cosine")):
             if key not in by_model:
                 continue
@@ -137,6 +152,10 @@ def markdown(results: dict[str, Any]) -> str:
              "alike in both orders at the model's threshold):", ""]
     rows += [f"- {split}: gap {by_model['order']['order_gap']:.3f}, agreement {by_model['order']['order_agreement']:.3f}"
              for split, by_model in results["splits"].items() if "order" in by_model]
+    rows += ["", "Pairs the swap rule decides (only difference: two spans trading places; not flagged whatever the score):", ""]
+    rows += [f"- {split}: {r['pairs']} pairs, {r['paraphrases_among_them']} of them paraphrases; the model alone flags "
+             f"{r['flagged_by_the_model']}" for split, by_model in results["splits"].items()
+             if (r := by_model.get("swap_rule"))]
     s = results["speed"]
     rows += ["", f"Speed ({s['torch_threads']} CPU threads, {s['pairs']} PAWS-Wiki test pairs, median of 3): "
              f"{s['model_pairs_per_second']:.1f} pairs/s, {s['speedup_vs_roberta_base']:.1f}x faster than a "

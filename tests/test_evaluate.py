@@ -18,9 +18,13 @@ def test_evaluate_writes_every_split_and_the_order_agreement(data_dir, tmp_path)
     results = json.loads((out / "evaluation.json").read_text())
     assert set(results["splits"]) == {"validation (PAWS-Wiki dev slice)", "PAWS-Wiki test", "MRPC test"}
     for split in results["splits"].values():
-        assert {"cross_encoder", "cross_encoder_both_orders", "cosine", "order"} <= set(split)
+        assert {"cross_encoder", "cross_encoder_swap_rule", "cross_encoder_both_orders",
+                "cross_encoder_both_orders_swap_rule", "cosine", "order", "swap_rule"} <= set(split)
+        rule = split["swap_rule"]
+        assert 0 <= rule["paraphrases_among_them"] <= rule["pairs"] <= 12 and rule["flagged_by_the_model"] <= rule["pairs"]
         assert split["cross_encoder"]["n"] == 12
         assert 0.0 <= split["order"]["order_gap"] <= 1.0 and 0.0 <= split["order"]["order_agreement"] <= 1.0
     assert results["speed"]["speedup_vs_roberta_base"] > 0
     table = (out / "evaluation.md").read_text()
     assert run.stdout.startswith(table) and "| PAWS-Wiki test | cross-encoder" in table and "agreement" in table
+    assert "| MRPC test | cross-encoder + swap rule (thr" in table and "Pairs the swap rule decides" in table
