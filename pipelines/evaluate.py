@@ -153,7 +153,8 @@ def markdown(results: dict[str, Any]) -> str:
     rows += [f"- {split}: gap {by_model['order']['order_gap']:.3f}, agreement {by_model['order']['order_agreement']:.3f}"
              for split, by_model in results["splits"].items() if "order" in by_model]
     rows += ["", "Pairs the swap rule decides (only difference: two spans trading places; not flagged whatever the score):", ""]
-    rows += [f"- {split}: {r['pairs']} pairs, {r['paraphrases_among_them']} of them paraphrases; the model alone flags "
+    rows += [f"- {split}: {r['pairs']} pair{'' if r['pairs'] == 1 else 's'}, {r['paraphrases_among_them']} of them "
+             f"paraphrase{'' if r['paraphrases_among_them'] == 1 else 's'}; the model alone flags "
              f"{r['flagged_by_the_model']}" for split, by_model in results["splits"].items()
              if (r := by_model.get("swap_rule"))]
     s = results["speed"]

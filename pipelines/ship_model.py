@@ -165,7 +165,9 @@ to Paris" vs "from Paris to New York"), which bag-of-words and bi-encoder cosine
 - Trained on PAWS-style pairs (Wikipedia sentences, Quora questions) and news (MRPC): long, technical or
   non-English sentences are out of domain; scores for them are less reliable.
 - Input is truncated at {config.get('max_length')} tokens per pair.
-- A small model: expect errors on subtle swaps of roles or numbers; use `--keep-rejected` to audit.
+- A small model: expect errors on subtle swaps of roles or numbers; use `--keep-rejected` to audit. The
+  scanner's swap rule (on by default) rejects pairs that differ only by two spans trading places; the
+  "+ swap rule" rows above are what the scanner decides, the others the model alone.
 
 ## Licences
 

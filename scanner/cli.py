@@ -331,9 +331,10 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
     flagged = sum(table["paraphrase"].to_pylist())
     if out is None:
         col_a, col_b = next(c for c in pair_check.PAIR_COLUMNS if set(c) <= set(table.column_names))
-        click.echo("text_a\ttext_b\tscore\tmatch")
-        for a, b, score, match in zip(*(table[c].to_pylist() for c in (col_a, col_b, "score", "match")), strict=True):
-            click.echo(f"{a}\t{b}\t{score:.4f}\t{match}")
+        click.echo("text_a\ttext_b\tscore\tmatch\tnote")
+        for a, b, score, match, note in zip(*(table[c].to_pylist() for c in (col_a, col_b, "score", "match", "note")),
+                                            strict=True):
+            click.echo(f"{a}\t{b}\t{score:.4f}\t{match}\t{note}")
     click.echo(f"{table.num_rows} pairs scored, {flagged} paraphrases or copies"
                + (f"; written to {out}" if out else ""), err=True)
 

@@ -123,8 +123,10 @@ def test_check_command_batch_writes_scores(tmp_path):
     assert "2 pairs scored, 1 paraphrases or copies; written to" in result.stderr
     assert pq.read_table(out)["match"].to_pylist() == ["different", "exact"]
     printed = CliRunner().invoke(cli, ["check", "--pairs", str(path)], catch_exceptions=False)
-    assert printed.stdout.splitlines()[0] == "text_a\ttext_b\tscore\tmatch"
-    assert printed.stdout.splitlines()[2] == "Same words here.\tsame words here.\t1.0000\texact"
+    lines = printed.stdout.splitlines()
+    assert lines[0] == "text_a\ttext_b\tscore\tmatch\tnote"
+    assert lines[1].endswith("\tdifferent\t'new york' and 'paris' swap places")
+    assert lines[2] == "Same words here.\tsame words here.\t1.0000\texact\t"
 
 
 @pytest.mark.parametrize("args,message", [
