@@ -63,4 +63,6 @@ def test_benchmark_command_end_to_end(data_dir, tmp_path):
     assert row["scan"]["candidate_recall_vs_naive"] in (None, 1.0)
     missed = row["scan"]["missed_vs_naive_counts"]
     assert missed["not_a_candidate"] == 0
-    assert sum(missed.values()) == len(row["scan"]["missed_vs_naive"])
+    assert sum(missed.values()) == len(row["scan"]["missed_vs_naive"]) and "rejected_by_swap_rule" in missed
+    outside = row["scan"]["recall_vs_naive_outside_swap_rule"]
+    assert outside is None or row["scan"]["recall_vs_naive"] <= outside <= 1.0
