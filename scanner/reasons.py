@@ -66,6 +66,29 @@ class Swap:
         return False
 
 
+#: contracted forms and the words they stand for ("I 'm" / "I am"): trading them is not a swap of meaning
+CONTRACTIONS = {"m": "am", "s": "is", "re": "are", "ve": "have", "ll": "will", "d": "would", "nt": "not",
+                "n't": "not", "t": "not"}
+
+
+def same_word(x: tuple[str, ...], y: tuple[str, ...]) -> bool:
+    """Whether two spans are one word in two forms, so trading them changes nothing: equal without punctuation
+    ("US" / "U.S."), a contraction ("'m" / "am"), an initialism ("UK" / "United Kingdom") or a prefix of at
+    least two letters ("be" / "become")."""
+    def bare(span: tuple[str, ...]) -> str:
+        return "".join(ch for word in span for ch in word if ch.isalnum())
+
+    bx, by = bare(x), bare(y)
+    if bx == by:
+        return True
+    if len(x) == 1 and len(y) == 1:
+        wx, wy = CONTRACTIONS.get(x[0], x[0]), CONTRACTIONS.get(y[0], y[0])
+        short, long = sorted((wx, wy), key=len)
+        return wx == wy or (len(short) >= 2 and long.startswith(short))
+    single, multi = (bx, y) if len(x) == 1 else (by, x) if len(y) == 1 else ("", ())
+    return bool(single) and len(multi) > 1 and single == "".join(word[0] for word in multi)
+
+
 def find_swap(a: str, b: str) -> Swap | None:
     """The swap that turns ``a`` into ``b`` when trading two word spans is the only difference, else None.
 
@@ -104,10 +127,11 @@ def swap_note(a: str, b: str) -> str | None:
 def swap_rule_applies(a: str, b: str) -> bool:
     """The swap rule: a pair whose only difference is two spans trading places around a middle that does more
     than join two parallel phrases (``Swap.parallel``), such as "the direction of the food relative to the
-    sun" / "... of the sun relative to the food", is not a paraphrase, whatever the cross-encoder says. PAWS builds its
+    sun" / "... of the sun relative to the food", is not a paraphrase, whatever the cross-encoder says, unless
+    the two spans are one word in two forms (``same_word``: "the US ... the U.S." / "the U.S. ... the US"). PAWS builds its
     hardest negatives exactly this way, and the shipped model scores many of them above 0.9."""
     swap = find_swap(a, b)
-    return swap is not None and not swap.parallel
+    return swap is not None and not swap.parallel and not same_word(swap.x, swap.y)
 
 
 def flag(scores: np.ndarray, threshold: float, a: Sequence[str], b: Sequence[str], swap_rule: bool) -> np.ndarray:
