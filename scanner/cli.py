@@ -96,8 +96,9 @@ def interruptible() -> Iterator[Callable[[], None]]:
 
 SWAP_RULE_OPTION = click.option(
     "--swap-rule/--no-swap-rule", default=True, show_default=True,
-    help="Never flag a pair whose only difference is two word spans trading places around more than 'and'/'or' "
-         "(\"from New York to Paris\" / \"from Paris to New York\"), whatever the cross-encoder says.")
+    help="Never flag a pair whose only difference is two word spans trading places (\"from New York to Paris\" / "
+         "\"from Paris to New York\"), whatever the cross-encoder says; parallel phrases (\"cats and dogs\") and "
+         "two forms of one word (\"US\" / \"U.S.\") are exempt.")
 
 
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:

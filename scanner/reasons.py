@@ -128,8 +128,8 @@ def swap_rule_applies(a: str, b: str) -> bool:
     """The swap rule: a pair whose only difference is two spans trading places around a middle that does more
     than join two parallel phrases (``Swap.parallel``), such as "the direction of the food relative to the
     sun" / "... of the sun relative to the food", is not a paraphrase, whatever the cross-encoder says, unless
-    the two spans are one word in two forms (``same_word``: "the US ... the U.S." / "the U.S. ... the US"). PAWS builds its
-    hardest negatives exactly this way, and the shipped model scores many of them above 0.9."""
+    the two spans are one word in two forms (``same_word``: "the US ... the U.S." / "the U.S. ... the US").
+    PAWS builds its hardest negatives exactly this way, and the shipped model scores many of them above 0.9."""
     swap = find_swap(a, b)
     return swap is not None and not swap.parallel and not same_word(swap.x, swap.y)
 

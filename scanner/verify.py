@@ -34,9 +34,9 @@ class VerifyConfig:
     ``both_orders`` scores each pair as (a, b) and as (b, a) and averages the two: the score no longer depends
     on which sentence comes first, and the shipped model is more accurate so (see the README), at twice the
     cross-encoder work. It uses its own threshold, also chosen on the validation slice.
-    ``swap_rule``: a pair whose only difference is two spans trading places around more than a coordinator
-    ("from New York to Paris" / "from Paris to New York") is not flagged, whatever its score
-    (``scanner.reasons.swap_rule_applies``).
+    ``swap_rule``: a pair whose only difference is two spans trading places ("from New York to Paris" / "from
+    Paris to New York") is not flagged, whatever its score, unless the spans are parallel phrases or one word
+    in two forms (``scanner.reasons.swap_rule_applies``).
     ``max_tokens`` bounds a padded batch (rows x longest row; None: the device's default,
     ``scanner.device.batch_tokens``): larger uses more memory, and on a GPU more parallelism; ``batch_size`` caps the rows; ``max_padding`` caps the padding share of a batch.
     """
@@ -126,9 +126,8 @@ class MeanPoolPairClassifier(torch.nn.Module):
         from transformers import AutoModel
 
         head = load_file(str(Path(folder) / HEAD_FILE))
-        kind = AlignPairClassifier if ALIGN_SCALE in head else MeanPoolPairClassifier
-        if cls is AlignPairClassifier:
-            kind = cls
+        # an alignment head file loads as one; AlignPairClassifier.from_pretrained also warm-starts from a mean head
+        kind = AlignPairClassifier if cls is AlignPairClassifier or ALIGN_SCALE in head else MeanPoolPairClassifier
         net = kind(AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True,
                                              trust_remote_code=False, add_pooling_layer=False))
         if isinstance(net, AlignPairClassifier) and ALIGN_SCALE not in head:
