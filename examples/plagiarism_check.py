@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from scanner.html_report import write_html
-from scanner.pipeline import ScanConfig, run_scan
+from scanner.scanning import ScanConfig, run_scan
 
 
 def main(folder: str, out_dir: str) -> None:

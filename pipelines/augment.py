@@ -24,7 +24,7 @@ import random
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pipelines.data import Pair
+from pipelines.pairs import Pair
 
 FRONTED = {"In", "On", "At", "During", "After", "Before", "Since", "From", "By", "Until", "Throughout"}
 DROPPABLE = {"also", "then", "later", "currently", "originally", "eventually", "still", "subsequently"}
@@ -148,3 +148,114 @@ def synthetic_pairs(sentences: Iterable[str], seed: int = 0, limit: int = 0, nlp
     if limit:
         n = min(n, limit // 2)
     return negatives[:n] + positives[:n]
+
+
+# --- edits that keep a copy a copy, and edits that change the claim ---------------------------------------------
+
+SPELLING = {"colour": "color", "organise": "organize", "centre": "center", "analyse": "analyze",
+            "behaviour": "behavior", "licence": "license", "programme": "program", "favour": "favor",
+            "defence": "defense", "travelled": "traveled", "labour": "labor", "organisation": "organization"}
+FILLERS = {"that", "very", "also", "just", "really", "quite", "then", "still"}
+NUMBERING = [("(i)", "(a)"), ("(ii)", "(b)"), ("1.", "a)"), ("(1)", "(a)"), ("2.", "b)"), ("i.", "1.")]
+ARTICLES = {"the", "a", "an"}
+AUXILIARIES = {"is", "are", "was", "were", "can", "will", "should", "must", "could", "would", "may", "does", "did"}
+ANTONYMS = {"increase": "decrease", "increases": "decreases", "increased": "decreased", "before": "after",
+            "always": "never", "allowed": "forbidden", "more": "less", "higher": "lower", "larger": "smaller",
+            "first": "last", "north": "south", "east": "west", "above": "below", "won": "lost", "rise": "fall",
+            "rose": "fell", "earlier": "later", "include": "exclude", "includes": "excludes", "most": "fewest",
+            "accepted": "rejected", "approved": "rejected", "gained": "lost", "strong": "weak", "older": "younger",
+            "permitted": "prohibited", "success": "failure", "inside": "outside", "maximum": "minimum"}
+ANTONYMS.update({v: k for k, v in list(ANTONYMS.items())})
+
+
+def _case_like(word: str, model: str) -> str:
+    return word[:1].upper() + word[1:] if model[:1].isupper() else word
+
+
+def near_copy_positive(sentence: str, rng: random.Random) -> str | None:
+    """The sentence with one to three small edits that leave it a copy: punctuation, an article, list
+    numbering, a filler word, British/American spelling, capitalisation or a typo."""
+    tokens = sentence.split()
+    if len(tokens) < 5:
+        return None
+    for _ in range(rng.randint(1, 3)):
+        edit = rng.randrange(8)
+        words = [i for i, t in enumerate(tokens) if t.isalpha()]
+        if edit == 0 and (commas := [i for i, t in enumerate(tokens) if t in {",", ";"} or t.endswith(",")]):
+            i = rng.choice(commas)
+            tokens[i] = tokens[i].rstrip(",;") if tokens[i] not in {",", ";"} else ("," if tokens[i] == ";" else "")
+        elif edit == 0 and len(words) > 3:
+            i = rng.choice(words[1:-1])
+            tokens[i] += ","
+        elif edit == 1 and (arts := [i for i, t in enumerate(tokens) if t.lower() in ARTICLES and i > 0]):
+            tokens[rng.choice(arts)] = ""
+        elif edit == 1 and len(words) > 2:
+            i = rng.choice(words[1:])
+            tokens.insert(i, "the")
+        elif edit == 2:
+            old, new = rng.choice(NUMBERING)
+            if old in tokens:
+                tokens[tokens.index(old)] = new
+            else:
+                tokens.insert(0, rng.choice([old, new]))
+        elif edit == 3 and (fill := [i for i, t in enumerate(tokens) if t.lower() in FILLERS]):
+            tokens[rng.choice(fill)] = ""
+        elif edit == 4:
+            for i, t in enumerate(tokens):
+                low = t.lower()
+                swap = SPELLING.get(low) or next((k for k, v in SPELLING.items() if v == low), None)
+                if swap:
+                    tokens[i] = _case_like(swap, t)
+                    break
+            else:
+                tokens[-1] = tokens[-1].rstrip(".") if tokens[-1].endswith(".") and len(tokens[-1]) > 1 else tokens[-1]
+        elif edit == 5:
+            tokens = [t.lower() for t in tokens] if rng.random() < 0.5 else [t.upper() if t.isalpha() and
+                                                                              rng.random() < 0.1 else t for t in tokens]
+        elif edit == 6 and (long := [i for i in words if len(tokens[i]) > 5]):
+            i = rng.choice(long)
+            w = tokens[i]
+            k = rng.randrange(1, len(w) - 2)
+            tokens[i] = w[:k] + w[k + 1] + w[k] + w[k + 2 :]
+        elif edit == 7:
+            tokens = [t.replace('"', "\u201c", 1) if '"' in t else t.replace("'s", "\u2019s") for t in tokens]
+        tokens = [t for t in tokens if t]
+    out = " ".join(tokens)
+    return out if out != sentence else None
+
+
+def negation_negative(sentence: str, rng: random.Random) -> str | None:
+    """The sentence with its claim reversed: an auxiliary negated (or its "not" removed), or one word turned
+    into its antonym ("increases" -> "decreases", "before" -> "after")."""
+    tokens = sentence.split()
+    options: list[tuple[str, int]] = []
+    for i, t in enumerate(tokens[:-1]):
+        nxt = tokens[i + 1].lower()
+        if t.lower() in AUXILIARIES and nxt not in {"not", "n't", "no", "never"}:
+            options.append(("negate", i))
+        if t.lower() in {"not", "never"} and i > 0 and tokens[i - 1].lower() in AUXILIARIES:
+            options.append(("drop", i))
+    options += [("antonym", i) for i, t in enumerate(tokens) if t.lower() in ANTONYMS]
+    if not options:
+        return None
+    kind, i = rng.choice(options)
+    if kind == "negate":
+        tokens.insert(i + 1, "not")
+    elif kind == "drop":
+        del tokens[i]
+    else:
+        tokens[i] = _case_like(ANTONYMS[tokens[i].lower()], tokens[i])
+    return " ".join(tokens)
+
+
+def edit_pairs(sentences: Iterable[str], seed: int = 0, near_copies: int = 0, negations: int = 0) -> list[Pair]:
+    """Up to ``near_copies`` near-copy positives and ``negations`` negation negatives from ``sentences``."""
+    rng = random.Random(seed)
+    unique = sorted(set(sentences))
+    rng.shuffle(unique)
+    copies = [Pair(s, c, 1, "synthetic-near-copy") for s in unique[: near_copies * 2]
+              if (c := near_copy_positive(s, rng))][:near_copies]
+    rng.shuffle(unique)
+    negated = [Pair(s, n, 0, "synthetic-negation") for s in unique[: negations * 3]
+               if (n := negation_negative(s, rng))][:negations]
+    return copies + negated

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from scanner.candidates import CandidateConfig, _scope_ok, neighbour_pairs
+from scanner.candidates import CandidateConfig, neighbour_pairs
+from scanner.topk import scope_ok
 
 DIM = 384
 DOC_SENTENCES = 40
@@ -61,7 +62,7 @@ def exact_edges(vectors: np.ndarray, groups: np.ndarray, queries: np.ndarray, co
         q = queries[start : start + chunk]
         scores = vectors[q] @ vectors.T
         scores[np.arange(len(q)), q] = -np.inf
-        scores[~_scope_ok(groups[q][:, None], groups[None, :], config.scope)] = -np.inf
+        scores[~scope_ok(groups[q][:, None], groups[None, :], config.scope)] = -np.inf
         top = np.argpartition(-scores, config.top_k, axis=1)[:, : config.top_k]
         for row, cols in enumerate(top):
             for j in cols:

@@ -198,7 +198,7 @@ def run_scan_side(docs: Path, settings: dict[str, Any]) -> dict[str, Any]:
     from scanner.device import batch_tokens
     from scanner.embed import EmbedConfig, packaged_minilm_path
     from scanner.engine import open_engine
-    from scanner.pipeline import ScanConfig, run_scan
+    from scanner.scanning import ScanConfig, run_scan
     from scanner.verify import VerifyConfig
 
     started = time.perf_counter()

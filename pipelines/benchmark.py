@@ -244,8 +244,8 @@ def distill_static_table(root: str) -> float:
     """Distill the static pre-filter's token table into ``root`` once, before the timed runs (each scan run
     copies it into its fresh cache, as a machine that has scanned before has it); returns the seconds taken."""
     from scanner.embed import packaged_minilm_path
-    from scanner.pipeline import model_fingerprint
-    from scanner.static import StaticEmbedder
+    from scanner.modelfiles import model_fingerprint
+    from scanner.prefilter import StaticEmbedder
 
     started = time.perf_counter()
     StaticEmbedder.load(packaged_minilm_path(), root, model_fingerprint(packaged_minilm_path()))

@@ -1,6 +1,6 @@
 """Distill a model2vec static embedder from the packaged all-MiniLM-L6-v2, offline, for comparison.
 
-The scanner distills its own static table for the pre-filter (``scanner.static``, no extra dependency); this
+The scanner distills its own static table for the pre-filter (``scanner.prefilter``, no extra dependency); this
 builds model2vec's version of the same idea (one forward pass per vocabulary token, PCA, SIF weighting) so
 ``pipelines.static_eval --model2vec`` can measure both on the same corpus. Store it outside git:
 

@@ -2,7 +2,7 @@
 
 On a benchmark corpus (``pipelines.corpus``, one per seed), the plain MiniLM path gives the reference: its
 candidates (default top-k and floor), cross-encoded, give the flagged pairs. Then, for each pre-filter floor,
-``scanner.static.prefilter`` picks the sentences MiniLM still embeds, the candidate search runs over those
+``scanner.prefilter.prefilter`` picks the sentences MiniLM still embeds, the candidate search runs over those
 only, and we report the share of sentences kept (the MiniLM work left), how many of the reference
 candidates and flagged pairs survive, and the pre-filter's own time. The default floor (0.48) was chosen on
 seed 0 as the highest keeping >= 0.99 of the flagged pairs; seed 1 is a corpus it was not chosen on.
@@ -40,7 +40,7 @@ class Model2VecFilter:
         self.table = np.zeros((1, self.model.dim), dtype=np.float32)  # prefilter() reads the width
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        from scanner.static import centre
+        from scanner.prefilter import centre
 
         vecs = np.asarray(self.model.encode(texts), dtype=np.float32)
         return centre(vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12))
@@ -49,8 +49,8 @@ class Model2VecFilter:
 def evaluate(sentences: int, seed: int, floors: list[float], data_dir: Path, model2vec: str | None = None) -> dict[str, Any]:
     from scanner.candidates import CandidateConfig, neighbour_pairs, text_key, word_counts
     from scanner.embed import EmbedConfig, SentenceEmbedder, packaged_minilm_path
-    from scanner.pipeline import model_fingerprint
-    from scanner.static import StaticEmbedder, prefilter
+    from scanner.modelfiles import model_fingerprint
+    from scanner.prefilter import StaticEmbedder, prefilter
     from scanner.verify import CrossEncoderScorer, VerifyConfig
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +66,7 @@ def evaluate(sentences: int, seed: int, floors: list[float], data_dir: Path, mod
     mi, mj, _ = neighbour_pairs(dense, groups, CandidateConfig(), keys=keys, active=active)
     scores = CrossEncoderScorer(VerifyConfig()).score([texts[i] for i in mi], [texts[j] for j in mj])
     candidates = set(zip(mi.tolist(), mj.tolist(), strict=True))
-    flagged = {p for p, s in zip(zip(mi.tolist(), mj.tolist(), strict=True), scores, strict=True) if s >= VerifyConfig().cut()}
+    flagged = {p for p, s in zip(zip(mi.tolist(), mj.tolist(), strict=True), scores, strict=True) if s >= VerifyConfig().resolved_threshold()}
     model = packaged_minilm_path()
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()

@@ -13,9 +13,9 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["ReferenceConfig", "ReferenceIndex", "ScanConfig", "ScanResult", "__version__", "check", "check_pairs",
            "dedupe", "run_against", "run_scan", "scan", "search", "update_index"]
-#: lazily imported names -> their module. The modules are named pair_check and redundancy, not check and dedupe:
-#: a submodule import would otherwise replace the function attribute scanner.check with the module.
-_LAZY = {"scan": "pipeline", "run_scan": "pipeline", "ScanConfig": "pipeline", "ScanResult": "pipeline",
+#: lazily imported names -> their module. The modules are named scanning, pair_check and redundancy, not scan,
+#: check and dedupe: a submodule import would otherwise replace the function attribute scanner.scan with the module.
+_LAZY = {"scan": "scanning", "run_scan": "scanning", "ScanConfig": "scanning", "ScanResult": "scanning",
          "update_index": "index", "ReferenceIndex": "index", "run_against": "reference", "ReferenceConfig": "reference",
          "search": "reference", "check": "pair_check", "check_pairs": "pair_check", "check_file": "pair_check",
          "dedupe": "redundancy"}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scanner.errors import ConfigError
+from scanner.topk import chunk_hits, scope_ok, top_k_per_row
 
 if TYPE_CHECKING:
     from scanner.candidates import CandidateConfig
@@ -74,8 +75,6 @@ def faiss_neighbours(
     filters, so a sentence whose nearest neighbours are mostly excluded (same document, same text) can end
     up with fewer than ``top_k``.
     """
-    from scanner.candidates import _scope_ok
-
     emb = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(emb)
     if config.faiss_threads:
@@ -90,7 +89,7 @@ def faiss_neighbours(
         q = np.arange(start, stop)[:, None]
         safe = np.where(found < 0, 0, found)
         ok = (found >= 0) & (found != q) & (scores >= config.min_cosine)
-        ok &= _scope_ok(groups[q], groups[safe], config.scope)
+        ok &= scope_ok(groups[q], groups[safe], config.scope)
         if keys is not None:
             ok &= keys[q] != keys[safe]
         # keep the first top_k passing columns of each row (results come best first)
@@ -132,8 +131,6 @@ def ivf_neighbours(
     """Directed top-k edges like the exact search, comparing each query with the members of the
     ``config.nprobe`` lists whose centroids are nearest to it. Queries are grouped by probed list, so each
     comparison is one BLAS product (queries probing list L) x (members of L)."""
-    from scanner.candidates import _chunk_hits, _top_k_per_row
-
     emb = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(emb)
     k = min(config.top_k, n - 1)
@@ -157,13 +154,14 @@ def ivf_neighbours(
             q_idx = flat_q[by_list[cuts[c] : cuts[c + 1]]]
             if not len(q_idx) or not len(members[c]):
                 continue
-            r, col, sc = _chunk_hits(emb[q_idx] @ emb[members[c]].T, q_idx, members[c], groups, keys, config, k)
+            r, col, sc = chunk_hits(emb[q_idx] @ emb[members[c]].T, q_idx, members[c], groups, keys, config.min_cosine,
+                                     config.scope, k)
             rows.append(q_idx[r])
             cols.append(col)
             scores.append(sc)
         if rows:
             r, col, sc = np.concatenate(rows), np.concatenate(cols), np.concatenate(scores)
-            keep = _top_k_per_row(r, col, sc, k)
+            keep = top_k_per_row(r, col, sc, k)
             out_i.append(r[keep])
             out_j.append(col[keep])
             out_s.append(sc[keep])

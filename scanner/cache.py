@@ -6,7 +6,8 @@ next run computes only the rest; since the vectors are the ones the model produc
 same as an uninterrupted run's.
 
 Layout: ``CACHE_DIR/embeddings/<model fingerprint>/<shard>.npz`` with arrays ``keys`` (uint64) and
-``vectors`` (float32). Delete the folder to clear it.
+``vectors`` (float32). Delete the folder to clear it. ``embed_with_cache`` is how every run (scan, index
+update, scan against an index, search) embeds sentences through the cache.
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from scanner.embed import HASHING, resolve_embedder
+from scanner.modelfiles import model_fingerprint
+
+if TYPE_CHECKING:
+    from scanner.engine import Engine
+    from scanner.scanning import ScanConfig
 
 
 def default_cache_dir() -> Path:
@@ -95,3 +104,30 @@ class EmbeddingCache:
             raise
         for key, vec in zip(arr_keys.tolist(), arr_vecs, strict=True):
             self._vectors[key] = vec
+
+
+def embed_with_cache(texts: list[str], config: ScanConfig, engine: Engine) -> tuple[np.ndarray, int]:
+    """Vectors for ``texts``: cached ones reused, the rest embedded and cached chunk by chunk as they finish.
+
+    The cache is not used with ``config.cache`` off, nor for the hashing embedder.
+    Returns (vectors, how many came from the cache)."""
+    if not config.cache or config.embed.model == HASHING or not texts:
+        return engine.embed(texts, config.embed), 0
+    root = config.cache_dir or default_cache_dir()
+    model = resolve_embedder(config.embed.model)
+    cache = EmbeddingCache(root, f"{Path(model).name}-{model_fingerprint(model)}")
+    keys = [content_key(t) for t in texts]
+    found, hits = cache.lookup(keys)
+    missing = np.flatnonzero(~found)
+
+    def store(rows: np.ndarray, vecs: np.ndarray) -> None:
+        cache.add([keys[missing[r]] for r in rows], vecs)
+
+    fresh = engine.embed([texts[i] for i in missing], config.embed, on_chunk=store) if len(missing) else None
+    dim = hits.shape[1] if hits is not None else fresh.shape[1]  # type: ignore[union-attr]
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    if hits is not None:
+        out[found] = hits
+    if fresh is not None:
+        out[missing] = fresh
+    return out, int(found.sum())

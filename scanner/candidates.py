@@ -12,7 +12,8 @@ Both return each unordered pair once as ``i < j`` (row numbers into the sentence
 Two optional limits keep the cross-encoder to the pairs most likely to be paraphrases: ``mutual`` keeps a
 pair only when each sentence is among the other's top-k, and ``budget`` caps the neighbour pairs at that many
 per searched sentence, keeping the highest cosines. From ``ann_min_rows`` searched rows on (with
-``search="auto"``) the search is approximate, over clusters (``scanner.ann``), instead of exact.
+``search="auto"``) the search is approximate, over clusters (``scanner.ann``), instead of exact. The block math
+(scope, thresholding, per-row top-k) is shared with those searches in ``scanner.topk``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from typing import Literal
 import numpy as np
 
 from scanner.errors import ConfigError
+from scanner.topk import SCOPES, Scope, chunk_hits, merge_top_k, scope_ok, top_k_per_row
 
-Scope = Literal["cross", "within", "all"]
-SCOPES = ("cross", "within", "all")
 SearchKind = Literal["auto", "exact", "ivf", "faiss"]
 SEARCHES = ("auto", "exact", "ivf", "faiss")
 Prefilter = Literal["auto", "on", "off"]
@@ -63,7 +63,7 @@ class CandidateConfig:
     #: OpenMP threads for FAISS; None: its default (all cores). On a machine busy with other work, 1 can be
     #: several times faster than more (OpenMP threads spin-wait for each other)
     faiss_threads: int | None = None
-    #: static pre-filter (``scanner.static``): only sentences with a static-embedding neighbour at cosine >=
+    #: static pre-filter (``scanner.prefilter``): only sentences with a static-embedding neighbour at cosine >=
     #: ``prefilter_min_cosine`` (in scope, not identical) are embedded by the full model and searched. ``auto``
     #: turns it on from ``prefilter_min_rows`` distinct searched sentences, with a transformer embedder
     prefilter: Prefilter = "auto"
@@ -112,14 +112,6 @@ def text_key(text: str) -> int:
     return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def _scope_ok(groups_a: np.ndarray, groups_b: np.ndarray, scope: Scope) -> np.ndarray:
-    if scope == "cross":
-        return groups_a != groups_b
-    if scope == "within":
-        return groups_a == groups_b
-    return np.ones(np.broadcast_shapes(groups_a.shape, groups_b.shape), dtype=bool)
-
-
 def _canonical(i: np.ndarray, j: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
     """Order each pair as i < j, drop duplicates, sort by (i, j)."""
     lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
@@ -165,7 +157,7 @@ def exact_pairs(keys: np.ndarray, groups: np.ndarray, scope: Scope, active: np.n
         if len(members) < 2:
             continue
         a, b = np.triu_indices(len(members), k=1)
-        ok = _scope_ok(groups[members[a]], groups[members[b]], scope)
+        ok = scope_ok(groups[members[a]], groups[members[b]], scope)
         out_i.append(members[a][ok])
         out_j.append(members[b][ok])
     if not out_i:
@@ -206,55 +198,18 @@ def neighbour_pairs(
     for qs in range(0, len(rows), config.query_chunk):
         qe = min(qs + config.query_chunk, len(rows))
         q_idx = np.arange(qs, qe)
-        hits = [_chunk_hits(sub[qs:qe] @ sub[c_idx].T, q_idx, c_idx, sub_groups, sub_keys, config, k)
+        hits = [chunk_hits(sub[qs:qe] @ sub[c_idx].T, q_idx, c_idx, sub_groups, sub_keys, config.min_cosine,
+                           config.scope, k)
                 for c_idx in (np.arange(cs, min(cs + config.corpus_chunk, len(rows)))
                               for cs in range(0, len(rows), config.corpus_chunk))]
         r, c, sc = (np.concatenate(parts) for parts in zip(*hits, strict=True))
-        keep = _top_k_per_row(r, c, sc, k)
+        keep = top_k_per_row(r, c, sc, k)
         out_i.append(r[keep] + qs)
         out_j.append(c[keep])
         out_s.append(sc[keep])
     i = rows[np.concatenate(out_i)]
     j = rows[np.concatenate(out_j)]
     return select_pairs(i, j, np.concatenate(out_s), config, len(rows))
-
-
-def _chunk_hits(scores: np.ndarray, q_idx: np.ndarray, c_idx: np.ndarray, groups: np.ndarray,
-                keys: np.ndarray | None, config: CandidateConfig, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The allowed (position in ``q_idx``, corpus row, score) entries of one score block (rows ``q_idx`` x
-    columns ``c_idx``) at or above the floor.
-
-    At a useful floor almost every score is below it, so the block is thresholded first and the self, scope
-    and identical-text filters run only on the few survivors; with a low floor (many survivors) the block is
-    first cut to each row's top-k, which bounds what is kept per block.
-    """
-    n_q, n_c = scores.shape
-    r, c = np.nonzero(scores >= config.min_cosine)
-    if len(r) > 4 * k * n_q:  # dense: mask the whole block, then keep each row's top k
-        bad = (q_idx[:, None] == c_idx[None, :]) | ~_scope_ok(groups[q_idx, None], groups[None, c_idx], config.scope)
-        if keys is not None:
-            bad |= keys[q_idx, None] == keys[None, c_idx]
-        scores[bad] = -np.inf
-        take = min(k, n_c)
-        c = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        r = np.broadcast_to(np.arange(n_q)[:, None], c.shape)
-        s = np.take_along_axis(scores, c, axis=1)
-        ok = s >= config.min_cosine
-        return r[ok], c_idx[c[ok]], s[ok]
-    qa, cb = q_idx[r], c_idx[c]
-    ok = (qa != cb) & _scope_ok(groups[qa], groups[cb], config.scope)
-    if keys is not None:
-        ok &= keys[qa] != keys[cb]
-    return r[ok], cb[ok], scores[r[ok], c[ok]]
-
-
-def _top_k_per_row(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of each row's ``k`` best entries (highest score, then lowest column)."""
-    order = np.lexsort((cols, -scores, rows))
-    sorted_rows = rows[order]
-    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]) if len(order) else np.zeros(0, np.int64)
-    first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    return order[np.arange(len(order)) - first < k]
 
 
 def word_counts(texts: Sequence[str]) -> np.ndarray:
@@ -301,38 +256,5 @@ def neighbour_pairs_between(
         out_j.append(best_j[ok])
         out_s.append(best_s[ok])
     i, j, s = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s).astype(np.float32)
-    order = np.lexsort((j, i))
-    return i[order], j[order], s[order]
-
-
-def merge_top_k(best_s: np.ndarray, best_j: np.ndarray, scores: np.ndarray, cols: np.ndarray,
-                k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge a block of ``scores`` (rows x cols, column ids ``cols``) into running per-row top-k lists.
-
-    ``best_s``/``best_j`` are rows x k (``-inf``/-1 where empty); returns the new top-k, best first.
-    """
-    take = min(k, scores.shape[1])
-    if take == 0:
-        return best_s, best_j
-    part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-    cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, axis=1)], axis=1)
-    cand_j = np.concatenate([best_j, np.take_along_axis(np.asarray(cols), part, axis=1)], axis=1)
-    keep = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(cand_s, keep, axis=1), np.take_along_axis(cand_j, keep, axis=1)
-
-
-def top_k_per_query(i: np.ndarray, j: np.ndarray, s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keep the ``k`` best-scoring pairs of each query ``i`` (ties: smaller ``j`` first), sorted by (i, j).
-
-    Merges one-way results computed block by block (e.g. one per reference file) into the result a single
-    search over all blocks gives."""
-    if not len(i):
-        return i, j, s
-    order = np.lexsort((j, -s, i))
-    i, j, s = i[order], j[order], s[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(i)) + 1]
-    rank = np.arange(len(i)) - np.repeat(starts, np.diff(np.r_[starts, len(i)]))
-    keep = rank < k
-    i, j, s = i[keep], j[keep], s[keep]
     order = np.lexsort((j, i))
     return i[order], j[order], s[order]

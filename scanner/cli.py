@@ -223,8 +223,8 @@ def run_command(paths: tuple[str, ...], out: str, quiet: bool, fail_on_match: bo
       scan ./new --against ref-index --out r.parquet --boilerplate prompt.txt --ignore-quotes
     """
     from scanner.engine import EngineConfig
-    from scanner.pipeline import ScanConfig, run_scan
     from scanner.reference import run_against
+    from scanner.scanning import ScanConfig, run_scan
 
     reference = _reference_config(options)
     options["include"] = tuple(options["include"]) or None
@@ -318,9 +318,11 @@ def check_command(sentences: tuple[str, ...], pairs_file: str | None, out: str |
             raise click.UsageError("give two sentences, or --pairs FILE")
         got = pair_check.check(*sentences, threshold=threshold, cross_encoder=cross_encoder, device=device,
                                both_orders=both_orders, swap_rule=swap_rule)
-        decision = {"exact": "exact copy", "paraphrase": "paraphrase", "different": "not a paraphrase"}[got.match]
-        if got.match == "different" and got.score >= got.threshold:
+        decision = {"exact": "exact copy", "paraphrase": "paraphrase", "rejected": "not a paraphrase"}[got.match]
+        if got.match == "rejected" and got.score >= got.threshold:
             decision += " (by the swap rule)"
+        elif got.match == "paraphrase" and got.score < got.threshold:
+            decision += " (a near-copy)"
         click.echo(f"paraphrase probability {got.score:.3f} (threshold {got.threshold:.3f}): {decision}")
         if got.note:
             click.echo(f"note: {got.note}")
@@ -424,7 +426,7 @@ def index_command(paths: tuple[str, ...], where: str, prefix: str, prune: bool, 
     """
     from scanner.engine import EngineConfig
     from scanner.index import update_index
-    from scanner.pipeline import ScanConfig
+    from scanner.scanning import ScanConfig
 
     options.pop("threshold", None)
     options.pop("both_orders", None)
@@ -463,8 +465,8 @@ def search_command(queries: tuple[str, ...], against: str, top_k: int, min_cosin
     import dataclasses as dc
 
     from scanner.engine import EngineConfig
-    from scanner.pipeline import ScanConfig
     from scanner.reference import search
+    from scanner.scanning import ScanConfig
 
     config = ScanConfig.from_options(**options)
     config = dc.replace(config, engine=EngineConfig(engine=engine, address=address))  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ when pyarrow's S3 support is installed)::
     segments/<id>.parquet      sentence rows (``schema.index_rows_schema``): doc, offsets, text, key, vector
 
 The manifest records the embedding model (name, resolved path, weight fingerprint from
-``pipeline.model_fingerprint``), vector dimension, tool version, creation and update times, and for every
+``modelfiles.model_fingerprint``), vector dimension, tool version, creation and update times, and for every
 document its content hash (sha256 of the raw bytes), segmenter, sentence count and the segment file that holds
 its sentences. A segment row is live only if the manifest names its segment for its document, so retiring the
 sentences of a changed or deleted document is a manifest edit.
@@ -43,12 +43,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from scanner import __version__
+from scanner.cache import embed_with_cache
 from scanner.candidates import text_key, word_counts
 from scanner.embed import resolve_embedder
 from scanner.engine import Engine, open_engine
 from scanner.errors import IndexError_
 from scanner.ingest import Source, discover, read_source
-from scanner.pipeline import ScanConfig, _embed_with_cache, model_fingerprint, sentences_table
+from scanner.modelfiles import model_fingerprint
+from scanner.scanning import ScanConfig, sentences_table
 from scanner.schema import index_rows_schema
 
 FORMAT = "paraphrase-scanner-index"
@@ -336,7 +338,7 @@ def _embedded_rows(read: pa.Table, config: ScanConfig, engine: Engine, on_stage:
         return pa.table({})
     unique = sorted(set(texts))
     (on_stage or (lambda _n: None))("embed")
-    vectors, _ = _embed_with_cache(unique, config, engine)
+    vectors, _ = embed_with_cache(unique, config, engine)
     result.embedded = len(unique)
     where = {t: i for i, t in enumerate(unique)}
     vecs = vectors[[where[t] for t in texts]] if texts else vectors[:0]

@@ -4,11 +4,14 @@ Models are loaded offline from a local folder (or a Hugging Face id already in t
 safetensors only: a folder whose weights exist only in a pickle format (``pytorch_model.bin``, ``*.pt``...)
 is refused before any loader sees it, because unpickling can run arbitrary code. Custom model code is never
 run (``trust_remote_code=False`` at every load). ``preflight`` checks both models of a scan before any work
-starts, so a wrong name fails in a second, not after the embeddings are done.
+starts, so a wrong name fails in a second, not after the embeddings are done. ``model_fingerprint`` names the
+exact weights a report, an index or a cache entry was made with.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 from scanner.errors import ModelLoadError
@@ -68,6 +71,23 @@ def safe_model_folder(name: str, role: str, option: str) -> Path:
     folder = locate_model(name, role, option)
     check_safe_weights(folder, role, option)
     return folder
+
+
+@functools.lru_cache(maxsize=16)
+def model_fingerprint(name: str) -> str:
+    """sha256 of a model's weight files (the first 16 hex digits), so a report says exactly which model ran."""
+    if name == "hashing":  # scanner.embed.HASHING, the built-in embedder: no files (embed imports this module)
+        return "hashing-v1"
+    folder = Path(name)
+    files = sorted(folder.rglob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return "unknown"
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def preflight(embedder: str | None, cross_encoder: str) -> None:

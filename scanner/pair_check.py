@@ -4,15 +4,15 @@
     >>> scanner.check("I took a flight from New York to Paris.", "I flew to Paris from New York.")  # doctest: +SKIP
     Check(score=0.93, paraphrase=True, match='paraphrase', threshold=0.77)
 
-The decision is made exactly as in a scan: identical sentences (after case, whitespace and Unicode
-normalisation) are ``exact`` with score 1.0 and need no model; the rest are scored by the cross-encoder and are
-a ``paraphrase`` at or above the threshold (default: the one recorded with the model), else ``different``.
+The decision is made exactly as in a scan (``scanner.match``): identical sentences (after case, whitespace and
+Unicode normalisation) are ``exact`` with score 1.0 and need no model; the rest are scored by the cross-encoder
+and decided by ``scanner.match.decide`` (the threshold, default: the one recorded with the model, then the
+decision rules): ``paraphrase`` or ``rejected``.
 ``check_pairs`` scores many pairs at once and ``check_file`` a TSV, CSV or Parquet file of pairs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from scanner.candidates import normalise, text_key
+from scanner.candidates import normalise
 from scanner.engine import Engine, shared_local_engine
 from scanner.errors import InputError, OutputError
-from scanner.reasons import flag, review_notes
+from scanner.match import decide, score_distinct
+from scanner.reasons import review_notes
+from scanner.schema import Match
 from scanner.verify import DEFAULT_CROSS_ENCODER, VerifyConfig
 
 #: accepted names of the two sentence columns in a pairs file, in order of preference
@@ -35,7 +37,7 @@ FORMATS = ("tsv", "csv", "parquet")
 @dataclass(frozen=True)
 class Check:
     """The verdict on one pair: ``score`` (paraphrase probability, 1.0 for exact), ``paraphrase`` (the decision),
-    ``match`` (``exact``, ``paraphrase`` or ``different``), the ``threshold`` used and the reviewer's ``note``
+    ``match`` (``exact``, ``paraphrase`` or ``rejected``), the ``threshold`` used and the reviewer's ``note``
     (``scanner.reasons.review_notes``, joined by "; "; empty when there is none)."""
 
     score: float
@@ -48,10 +50,9 @@ class Check:
 def verify_config(cross_encoder: str | None = None, threshold: float | None = None,
                   device: str = "auto", batch_size: int | None = None, both_orders: bool = False,
                   swap_rule: bool = True) -> VerifyConfig:
-    """A verify config with the threshold resolved (the model's own for this way of scoring when None)."""
-    config = VerifyConfig(model=cross_encoder or DEFAULT_CROSS_ENCODER, threshold=threshold, device=device,
-                          batch_size=batch_size or 128, both_orders=both_orders, swap_rule=swap_rule)
-    return dataclasses.replace(config, threshold=config.cut())
+    """The verify config of a check."""
+    return VerifyConfig(model=cross_encoder or DEFAULT_CROSS_ENCODER, threshold=threshold, device=device,
+                        batch_size=batch_size or 128, both_orders=both_orders, swap_rule=swap_rule)
 
 
 def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None = None,
@@ -67,26 +68,25 @@ def check_pairs(a: Sequence[str], b: Sequence[str], *, threshold: float | None =
     if len(a) != len(b):
         raise ValueError(f"check_pairs needs as many first as second sentences, got {len(a)} and {len(b)}")
     config = verify_config(cross_encoder, threshold, device, batch_size, both_orders, swap_rule)
-    assert config.threshold is not None
     a, b = [str(x) for x in a], [str(x) for x in b]
     exact = np.array([normalise(x) == normalise(y) for x, y in zip(a, b, strict=True)], dtype=bool)
-    scores = np.ones(len(a), dtype=np.float32)
     todo = np.flatnonzero(~exact)
-    if len(todo):
-        # the cross-encoder reads (first, second) and is not exactly symmetric: order each pair as the scan does
-        # (smaller text key first), so check(a, b) == check(b, a) == the score a scan reports for the same pair
-        oriented = [(a[i], b[i]) if text_key(a[i]) <= text_key(b[i]) else (b[i], a[i]) for i in todo]
-        distinct = sorted(set(oriented))
-        got = (engine or shared_local_engine()).score([x for x, _ in distinct], [y for _, y in distinct], config)
-        lookup = dict(zip(distinct, got.tolist(), strict=True))
-        scores[todo] = [lookup[pair] for pair in oriented]
-    flagged = exact | flag(scores, config.threshold, a, b, config.swap_rule)
-    match = np.where(exact, "exact", np.where(flagged, "paraphrase", "different"))
+    side_a, side_b = [a[i] for i in todo], [b[i] for i in todo]
+    # oriented as a scan orients them, so check(a, b) == check(b, a) == the score a scan reports for the pair
+    got, _ = score_distinct(side_a, side_b, config, engine or shared_local_engine())
+    decided = decide(got, side_a, side_b, config)
+    scores = np.ones(len(a), dtype=np.float32)
+    scores[todo] = got
+    flagged = exact.copy()
+    flagged[todo] = decided.flagged
+    match = [Match.EXACT.value] * len(a)
+    for i, label in zip(todo, decided.matches(), strict=True):
+        match[i] = label
     table = pa.table({"text_a": pa.array(a, pa.string()), "text_b": pa.array(b, pa.string()),
                       "score": pa.array(scores, pa.float32()), "paraphrase": pa.array(flagged, pa.bool_()),
-                      "match": pa.array(match.tolist(), pa.string()),
+                      "match": pa.array(match, pa.string()),
                       "note": pa.array(["; ".join(review_notes(x, y)) for x, y in zip(a, b, strict=True)], pa.string())})
-    return table.replace_schema_metadata({b"threshold": str(config.threshold).encode(),
+    return table.replace_schema_metadata({b"threshold": str(decided.threshold).encode(),
                                           b"cross_encoder": config.model.encode(),
                                           b"both_orders": str(config.both_orders).lower().encode(),
                                           b"swap_rule": str(config.swap_rule).lower().encode()})

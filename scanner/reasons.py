@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 #: a number written in digits, with its decimal, thousands or time separators ("3.12", "1,000", "10:30"), and
 #: not part of a word ("httpcore2", "h2", "mp3" are names, not quantities)
@@ -134,14 +131,29 @@ def swap_rule_applies(a: str, b: str) -> bool:
     return swap is not None and not swap.parallel and not same_word(swap.x, swap.y)
 
 
-def flag(scores: np.ndarray, threshold: float, a: Sequence[str], b: Sequence[str], swap_rule: bool) -> np.ndarray:
-    """The decisions for cross-encoded pairs (a[i], b[i]): the score reaches the threshold and, with
-    ``swap_rule``, the pair is not a swap the rule rejects (checked only where the score would flag)."""
-    flagged = np.asarray(scores) >= threshold
-    if swap_rule:
-        for i in np.flatnonzero(flagged):
-            flagged[i] = not swap_rule_applies(a[i], b[i])
-    return flagged
+#: list markers that numbering styles swap: "(i)", "(a)", "(2)", "b)", "iv)" anywhere, and "1." or "a." only
+#: where a list item starts (so "vitamin C." keeps its letter)
+_LIST_MARKER = re.compile(r"(?<!\w)\(?(?:[0-9]{1,2}|[a-z]|[ivx]{1,4})\)(?!\w)|^\s*(?:[0-9]{1,2}|[a-z]|[ivx]{1,4})\.(?=\s)",
+                          re.IGNORECASE)
+ARTICLES = frozenset({"a", "an", "the"})
+
+
+def copy_skeleton(text: str) -> tuple[str, ...]:
+    """The words of a sentence without what small copy edits touch: case, punctuation, whitespace and line
+    breaks, list markers ("(i)", "(a)", "1.", "b)") and the articles "a", "an", "the". Word order, every other
+    word, every number and every negation stay, so two sentences with the same skeleton say the same thing."""
+    import unicodedata
+
+    text = _LIST_MARKER.sub(" ", unicodedata.normalize("NFKC", text))
+    return tuple(w for w in (w.casefold().replace("’", "'") for w in _WORD.findall(text)) if w not in ARTICLES)
+
+
+def near_copy(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` up to small copy edits (``copy_skeleton``): "For the purposes of this definition,
+    (i) the power ..." / "For purposes of this definition, (a) the power ...". Such a pair is reuse whatever
+    its length and whatever a cross-encoder makes of it."""
+    skeleton = copy_skeleton(a)
+    return bool(skeleton) and skeleton == copy_skeleton(b)
 
 
 def review_notes(a: str, b: str) -> list[str]:
@@ -153,12 +165,17 @@ def review_notes(a: str, b: str) -> list[str]:
 EXACT_REASON = "identical after normalising case and whitespace"
 
 
-def decision_reason(score: float, threshold: float, flagged: bool, a: str, b: str) -> str:
-    """The report's ``reason`` for a cross-encoded pair: the score against the threshold (``flagged`` is the
-    decision as the caller made it, so the text never contradicts the ``match`` column; a pair at or above the
-    threshold that is not flagged was rejected by the swap rule), then the ``review_notes``."""
-    if flagged or score < threshold:
-        reason = f"cross-encoder {score:.3f} {'>=' if flagged else '<'} threshold {threshold:.3f}"
-    else:
-        reason = f"cross-encoder {score:.3f} >= threshold {threshold:.3f}, rejected by the swap rule"
+#: what the decision rules (``scanner.match.RULES``) add to the reason when they decide against the threshold
+SWAP_RULE = "rejected by the swap rule"
+NEAR_COPY = "flagged as a near-copy (the same words in the same order, up to case, punctuation, articles and list numbering)"
+
+
+def decision_reason(score: float, threshold: float, above: bool, a: str, b: str, rule: str | None = None) -> str:
+    """The report's ``reason`` for a cross-encoded pair: the score against the threshold (``above`` is the
+    threshold's decision as the caller computed it, so the text never contradicts the ``match`` column at
+    float32 ties), then, when a decision rule (``scanner.match.RULES``) decided otherwise, the ``rule``'s words,
+    then the ``review_notes``."""
+    reason = f"cross-encoder {score:.3f} {'>=' if above else '<'} threshold {threshold:.3f}"
+    if rule is not None:
+        reason += f", {rule}"
     return "; ".join([reason, *review_notes(a, b)])

@@ -5,7 +5,7 @@
     ...                          "Where food is, the waggle dance shows."])           # doctest: +SKIP
     >>> result.kept, [g.removed for g in result.groups]                                # doctest: +SKIP
 
-The matching is the scan's own (``pipeline.find_pairs`` with scope ``within``): identical sentences by hash,
+The matching is the scan's own (``scanning.find_pairs`` with scope ``within``): identical sentences by hash,
 the rest by bi-encoder candidates checked by the cross-encoder. Sentences are read in order; a sentence is
 removed when it matches an earlier sentence that was kept, and it joins that sentence's group. So the first
 sentence of each paraphrase group stays, and a chain (A~B, B~C, but not A~C) never removes C for B's sake.
@@ -123,7 +123,7 @@ def dedupe(
     probability at which a sentence counts as a repeat (default: the model's). The other options are the
     scan's (see ``ScanConfig.from_options``). Returns a ``DedupeResult``.
     """
-    from scanner.pipeline import ScanConfig, find_pairs
+    from scanner.scanning import ScanConfig, find_pairs
 
     source: str | None = None
     if isinstance(sentences, str):

@@ -3,7 +3,7 @@
 A one-way scan compares the scanned (new) documents with the index's sentences, and with each other unless
 ``compare_scanned`` is off (``--scope against``); it never compares the index with itself, so its cost grows
 with new x reference. The index is read batch by batch and each new sentence keeps its ``top_k`` nearest
-reference sentences (``candidates.neighbour_pairs_between`` + ``top_k_per_query``), so memory stays bounded
+reference sentences (``candidates.neighbour_pairs_between`` + ``topk.top_k_per_query``), so memory stays bounded
 whatever the index's size. Identical sentences are matched by hash as in a plain scan.
 
 In the report, a pair with a reference sentence has that sentence on side ``a`` (the source) and
@@ -25,32 +25,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scanner.candidates import (
-    exact_pairs,
-    neighbour_pairs,
-    neighbour_pairs_between,
-    text_key,
-    top_k_per_query,
-    word_counts,
-)
+from scanner.cache import embed_with_cache
+from scanner.candidates import exact_pairs, neighbour_pairs, neighbour_pairs_between, text_key, word_counts
 from scanner.engine import Engine, open_engine
 from scanner.errors import ConfigError
 from scanner.exclusions import boilerplate_mask, quoted_mask
 from scanner.index import ReferenceIndex, vectors_of
 from scanner.ingest import discover
-from scanner.pipeline import (
-    ScanConfig,
-    ScanResult,
-    _embed_with_cache,
-    _metadata,
-    _pairs_rows,
-    _Timer,
-    read_collection,
-    sentences_table,
-)
-from scanner.reasons import EXACT_REASON, decision_reason, flag
+from scanner.match import decide, score_distinct
+from scanner.reasons import EXACT_REASON
 from scanner.report import documents_table, write_report
-from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, conform
+from scanner.scanning import ScanConfig, ScanResult, pairs_rows, read_collection, sentences_table
+from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, Match, conform
+from scanner.stats import Timer, run_metadata
+from scanner.topk import top_k_per_query
 
 REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
 
@@ -84,23 +72,6 @@ class ReferenceConfig:
     def active(self) -> bool:
         """Whether anything here changes a plain scan."""
         return bool(self.index or self.boilerplate or self.exclude_index or self.ignore_quotes)
-
-
-def _verify(a: list[str], b: list[str], config: ScanConfig, engine: Engine) -> tuple[np.ndarray, int]:
-    """Cross-encoder scores of pairs (a[i], b[i]): each distinct pair once, in the orientation a plain scan
-    uses (smaller text key first), so the same two sentences get the same score in every kind of run.
-    Returns (scores, number of distinct pairs cross-encoded)."""
-    if not a:
-        return np.zeros(0, np.float32), 0
-    ka = np.fromiter((text_key(t) for t in a), np.int64, len(a))
-    kb = np.fromiter((text_key(t) for t in b), np.int64, len(b))
-    swap = ka > kb
-    first = [y if s else x for x, y, s in zip(a, b, swap, strict=True)]
-    second = [x if s else y for x, y, s in zip(a, b, swap, strict=True)]
-    keys = np.stack([np.where(swap, kb, ka), np.where(swap, ka, kb)], axis=1)
-    _, head, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    distinct = engine.score([first[h] for h in head], [second[h] for h in head], config.verify)
-    return np.asarray(distinct, np.float32)[inverse.reshape(-1)], len(head)
 
 
 def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarray, rows: np.ndarray,
@@ -147,7 +118,7 @@ def _exclusion_blocks(reference: ReferenceConfig, config: ScanConfig, engine: En
         read = engine.read(discover(list(reference.boilerplate), config.ingest), config.ingest, config.segment)
         texts = sentences_table(read)["text"].to_pylist()
         if texts:
-            vectors, _ = _embed_with_cache(texts, config, engine)
+            vectors, _ = embed_with_cache(texts, config, engine)
             yield np.fromiter((text_key(t) for t in texts), np.int64, len(texts)), vectors
     for where in reference.exclude_index:
         for batch in ReferenceIndex(where).batches(reference.reference_batch, ["key", "vector"]):
@@ -176,7 +147,7 @@ def run_against(
     Returns a ``ScanResult`` whose pairs follow ``schema.REFERENCE_PAIRS``. The index must have been built with
     the embedder of ``config`` (else ``IndexError_``, before any work)."""
     config = config or ScanConfig()
-    started, timer, notify = time.perf_counter(), _Timer(), on_stage or (lambda _n: None)
+    started, timer, notify = time.perf_counter(), Timer(), on_stage or (lambda _n: None)
     index = ReferenceIndex(reference.index) if reference.index else None
     for ix in ([index] if index else []) + [ReferenceIndex(w) for w in reference.exclude_index]:
         ix.check_embedder(config.embed.model)
@@ -186,7 +157,7 @@ def run_against(
                                                       pc.binary_join_element_wise("reference:", pairs["doc_a"], ""), pairs["doc_a"]))
     documents = documents_table(read, counted)  # reference sentences must not count for a scanned doc of that name
     segmenter = next((s for s in read["segmenter"].to_pylist() if s), "none")
-    metadata = _metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
+    metadata = run_metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
     metadata["reference"] = {
         "index": reference.index, "compare_scanned": reference.compare_scanned,
         "index_updated": index.manifest["updated"] if index else None,
@@ -202,7 +173,7 @@ def run_against(
 
 
 def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | None, reference: ReferenceConfig,
-                        config: ScanConfig, engine: Engine, timer: _Timer,
+                        config: ScanConfig, engine: Engine, timer: Timer,
                         notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
     """Pairs (scanned x scanned unless ``--scope against``, scanned x reference) and the run's counts."""
     cand = config.candidates
@@ -214,7 +185,7 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
     notify("embed")
     with timer.stage("embed"):
         rows = np.flatnonzero(long_enough & ~quoted)
-        vectors, cached = _embed_with_cache([texts[r] for r in rows], config, engine) if len(rows) else (np.zeros((0, 1), np.float32), 0)
+        vectors, cached = embed_with_cache([texts[r] for r in rows], config, engine) if len(rows) else (np.zeros((0, 1), np.float32), 0)
         emb = np.zeros((len(texts), vectors.shape[1]), np.float32)
         emb[rows] = vectors
     with timer.stage("boilerplate"):
@@ -235,20 +206,29 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
     with timer.stage("verify"):
         side_a = [texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]]
         side_b = [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]]
-        scores, distinct = _verify(side_a, side_b, config, engine)
-    threshold = config.verify.cut()
-    decided = _Decided(scores, threshold, config.keep_rejected, side_a, side_b, config.verify.swap_rule)
+        scores, distinct = score_distinct(side_a, side_b, config.verify, engine)
+    decided = decide(scores, side_a, side_b, config.verify)
+    threshold = decided.threshold
+    keep = decided.flagged | config.keep_rejected
     n = len(nb_i)
+
+    def take(part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
+        """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the decided pairs."""
+        rows = np.arange(len(scores))[part][keep[part]]
+        kept = keep[part]
+        return a[kept], b[kept], cosine[kept], scores[rows], decided.matches(rows), decided.reasons(rows)
+
     ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
     scanned = [
-        _pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), ["exact"] * len(ex_i), [EXACT_REASON] * len(ex_i)),
-        _pairs_rows(sent, *decided.take(slice(0, n), nb_i, nb_j, nb_cos)),
+        pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), [Match.EXACT.value] * len(ex_i),
+                   [EXACT_REASON] * len(ex_i)),
+        pairs_rows(sent, *take(slice(0, n), nb_i, nb_j, nb_cos)),
     ]
     ex_n = len(refp["ex_new"])
     against = [
-        _pairs_rows(sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(ex_n), ["exact"] * ex_n, [EXACT_REASON] * ex_n,
-                    side_a=ref),
-        _pairs_rows(sent, *decided.take(slice(n, None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"]), side_a=ref),
+        pairs_rows(sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(ex_n), [Match.EXACT.value] * ex_n,
+                   [EXACT_REASON] * ex_n, side_a=ref),
+        pairs_rows(sent, *take(slice(n, None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"]), side_a=ref),
     ]
     origins = ["scanned"] * sum(t.num_rows for t in scanned) + ["reference"] * sum(t.num_rows for t in against)
     pairs = pa.concat_tables(scanned + against).append_column("origin_a", pa.array(origins, pa.string()))
@@ -263,25 +243,6 @@ def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | 
         "paraphrase_pairs": int(decided.flagged.sum()), "rejected_pairs": int((~decided.flagged).sum()), "threshold": threshold,
     }
     return pairs, stats
-
-
-class _Decided:
-    """Cross-encoder scores turned into report rows: flagged at the threshold (and by the swap rule), rejected
-    kept on request."""
-
-    def __init__(self, scores: np.ndarray, threshold: float, keep_rejected: bool, a: Sequence[str],
-                 b: Sequence[str], swap_rule: bool) -> None:
-        self.scores, self.flagged = scores, flag(scores, threshold, a, b, swap_rule)
-        self.keep = self.flagged | keep_rejected
-        self.reasons = [decision_reason(float(s), threshold, bool(f), x, y)
-                        for s, f, x, y in zip(scores, self.flagged, a, b, strict=True)]
-
-    def take(self, part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
-        """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the scores."""
-        keep, flagged = self.keep[part], self.flagged[part]
-        reasons = [r for r, k in zip(self.reasons[part], keep, strict=True) if k]
-        return (a[keep], b[keep], cosine[keep], self.scores[part][keep],
-                ["paraphrase" if f else "rejected" for f in flagged[keep]], reasons)
 
 
 def _no_reference() -> tuple[dict[str, np.ndarray], pa.Table]:
@@ -316,30 +277,30 @@ def search(
         options["engine"], engine = engine, None
     config = config or ScanConfig.from_options(**options)
     config = dataclasses.replace(config, candidates=dataclasses.replace(config.candidates, top_k=top_k, min_cosine=min_cosine))
+    if threshold is not None:
+        config = dataclasses.replace(config, verify=dataclasses.replace(config.verify, threshold=threshold))
     index = ReferenceIndex(against)
     index.check_embedder(config.embed.model)
     own = engine is None
     engine = engine or open_engine(config.engine)
     try:
-        emb, _ = _embed_with_cache(query_list, config, engine)
+        emb, _ = embed_with_cache(query_list, config, engine)
         keys = np.fromiter((text_key(t) for t in query_list), np.int64, len(query_list))
         refp, ref = _reference_candidates(index, emb, keys, np.arange(len(query_list)), config, 16384, 0)
         ref_texts = ref["text"].to_pylist()
-        scores, _ = _verify([ref_texts[j] for j in refp["nb_ref"]], [query_list[i] for i in refp["nb_new"]], config, engine)
+        side_a, side_b = [ref_texts[j] for j in refp["nb_ref"]], [query_list[i] for i in refp["nb_new"]]
+        scores, _ = score_distinct(side_a, side_b, config.verify, engine)
     finally:
         if own:
             engine.close()
-    cut = threshold if threshold is not None else config.verify.cut()
-    ok = flag(scores, cut, [ref_texts[j] for j in refp["nb_ref"]], [query_list[i] for i in refp["nb_new"]],
-              config.verify.swap_rule)
+    decided = decide(scores, side_a, side_b, config.verify)
+    cut, ok = decided.threshold, decided.flagged
     q = np.r_[refp["ex_new"], refp["nb_new"][ok]].astype(np.int64)
     r = np.r_[refp["ex_ref"], refp["nb_ref"][ok]].astype(np.int64)
     s = np.r_[np.ones(len(refp["ex_new"])), scores[ok]].astype(np.float32)
     cos = np.r_[refp["ex_cos"], refp["nb_cos"][ok]].astype(np.float32)
-    match = ["exact"] * len(refp["ex_new"]) + ["paraphrase"] * int(ok.sum())
-    reason = [EXACT_REASON] * len(refp["ex_new"]) + [
-        decision_reason(float(x), cut, True, ref_texts[j], query_list[i])
-        for x, j, i in zip(scores[ok], refp["nb_ref"][ok], refp["nb_new"][ok], strict=True)]
+    match = [Match.EXACT.value] * len(refp["ex_new"]) + decided.matches(np.flatnonzero(ok))
+    reason = [EXACT_REASON] * len(refp["ex_new"]) + decided.reasons(np.flatnonzero(ok))
     order = np.lexsort((r, -cos, -s, q))
     taken = ref.take(pa.array(r[order], pa.int64()))
     ranks = np.zeros(len(order), np.int32)

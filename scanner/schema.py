@@ -8,6 +8,7 @@ visible text extracted from it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 import pyarrow as pa
@@ -60,7 +61,15 @@ READ = pa.schema(
     ]
 )
 
-MATCH_KINDS = ("exact", "paraphrase", "rejected")
+class Match(str, Enum):
+    """How a pair was decided: the one set of labels of every report, search hit and check."""
+
+    EXACT = "exact"  # identical after normalising case, whitespace and Unicode; no model needed
+    PARAPHRASE = "paraphrase"  # flagged by the decision (scanner.match.decide)
+    REJECTED = "rejected"  # cross-encoded and not flagged (reported only with keep_rejected; check reports it)
+
+
+MATCH_KINDS = tuple(m.value for m in Match)
 
 #: one row per flagged (or, with keep_rejected, rejected) sentence pair: the report
 PAIRS = pa.schema(

@@ -42,6 +42,29 @@ def write(path: Path, data: str | bytes) -> Path:
     return path
 
 
+class FakeScores:
+    """Stands in for a local engine's cross-encoder with a pure function of the two texts (their word overlap),
+    and counts the pairs it scores: for tests of the plumbing around the model, not of the model. Everything
+    else (reading, embedding) is the real local engine's."""
+
+    def __new__(cls):
+        from scanner.engine import LocalEngine
+
+        class _Engine(LocalEngine):
+            def __init__(self) -> None:
+                super().__init__()
+                self.scored: list[tuple[str, str]] = []
+
+            def score(self, a, b, config):
+                import numpy as np
+
+                self.scored += list(zip(a, b, strict=True))
+                return np.array([len(set(x.split()) & set(y.split())) / len(set(x.split()) | set(y.split()))
+                                 for x, y in zip(a, b, strict=True)], dtype=np.float32)
+
+        return _Engine()
+
+
 TOPICS = ["river", "mountain", "library", "engine", "garden", "harbour", "violin", "desert", "comet", "bakery"]
 
 
@@ -78,3 +101,27 @@ def fake_data(root: Path, pairs_per_file: int = 30) -> Path:
 def data_dir(tmp_path_factory) -> Path:
     """A made-up stand-in for ../shared/data, so pipeline tests never depend on the real data sets."""
     return fake_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_verifier(tmp_path_factory) -> Path:
+    """A tiny randomly initialised DeBERTa-v2 with a two-label head (like the NLI base the verifier is trained
+    from) and the shipped verifier's tokenizer: real training and loading code, in seconds."""
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
+
+    from scanner.verify import DEFAULT_CROSS_ENCODER
+
+    folder = tmp_path_factory.mktemp("tiny-verifier")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(DEFAULT_CROSS_ENCODER) / name, folder / name)
+    vocab = len(AutoTokenizer.from_pretrained(folder, local_files_only=True))
+    torch.manual_seed(0)
+    config = DebertaV2Config(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=64, type_vocab_size=0, relative_attention=True, position_buckets=32,
+                             pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm", share_att_key=True,
+                             position_biased_input=False, pooler_hidden_size=32, num_labels=2)
+    DebertaV2ForSequenceClassification(config).save_pretrained(folder)
+    return folder

@@ -7,7 +7,7 @@ import numpy as np
 from conftest import write
 
 from scanner.cache import STALE_SECONDS, EmbeddingCache, content_key
-from scanner.pipeline import ScanConfig, run_scan
+from scanner.scanning import ScanConfig, run_scan
 
 
 def test_cache_round_trip_and_damaged_shard(tmp_path):

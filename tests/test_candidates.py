@@ -171,7 +171,7 @@ def test_bad_limits_are_refused(kwargs):
 def test_limited_candidates_flag_the_same_pairs_on_the_examples(examples_dir, local_engine, limits, tmp_path):
     """On the bundled examples (13 candidates for 46 searched sentences), mutual top-k and a budget of 0.3 pairs
     per sentence lose no flagged pair. A tighter budget would: it is a cost bound, not a free lunch."""
-    from scanner.pipeline import ScanConfig, run_scan
+    from scanner.scanning import ScanConfig, run_scan
 
     def flagged(**options):
         result = run_scan([examples_dir], ScanConfig.from_options(cache_dir=str(tmp_path), **options), engine=local_engine)
@@ -212,7 +212,8 @@ def test_one_way_search_equals_brute_force(query_chunk, corpus_chunk):
 
 
 def test_blockwise_one_way_search_merges_to_the_single_search():
-    from scanner.candidates import neighbour_pairs_between, top_k_per_query
+    from scanner.candidates import neighbour_pairs_between
+    from scanner.topk import top_k_per_query
 
     rng = np.random.default_rng(5)
     q, c = unit(rng, 17, 6), unit(rng, 50, 6)

@@ -144,12 +144,12 @@ def test_a_failed_report_write_is_one_line_and_leaves_no_file(corpus, tmp_path, 
 
 
 def test_an_internal_error_exits_70_not_1(corpus, tmp_path, monkeypatch):
-    import scanner.pipeline
+    import scanner.scanning
 
     def bug(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(scanner.pipeline, "documents_table", bug)
+    monkeypatch.setattr(scanner.scanning, "documents_table", bug)
     result = CliRunner().invoke(cli, [str(corpus), "--out", str(tmp_path / "r.parquet"), "--fail-on-match", *FAST])
     assert result.exit_code == 70
     assert "Error: internal error (RuntimeError: a bug)" in result.output

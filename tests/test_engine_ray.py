@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_reliability import word_salad_corpus
 
-from scanner.pipeline import ScanConfig, run_scan
+from scanner.scanning import ScanConfig, run_scan
 
 ray = pytest.importorskip("ray")
 

@@ -57,11 +57,12 @@ def test_show_report(plagiarism):
 
 def test_summary_dedupe():
     stdout = run("summary_dedupe.py", "examples/summary.txt")
-    assert stdout.startswith("11 sentences, ")
+    assert stdout.startswith("14 sentences, ")
     assert "removed #7 (exact, score 1.00): Worker bees communicate the location of flowers" in stdout
     cleaned = stdout.split("Cleaned summary:\n", 1)[1]
     assert cleaned.count("Worker bees communicate the location of flowers") == 1
     assert "Worker bees communicate the location of the comb" in cleaned  # a word swap stays
+    assert "closed by the council" not in cleaned and "The council closed the old bridge in May." in cleaned
 
 
 def test_check_pairs(tmp_path):

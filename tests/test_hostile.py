@@ -18,7 +18,7 @@ import pytest
 from conftest import write
 
 from scanner.ingest import IngestConfig, discover, read_source
-from scanner.pipeline import ScanConfig, run_scan
+from scanner.scanning import ScanConfig, run_scan
 
 SHARED_CP1252 = "The café served “fresh” croissants every morning before the market opened."
 SHARED_UTF16 = "Grüße aus Köln: the cathedral towers over the river on a misty morning."

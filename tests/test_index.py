@@ -15,7 +15,7 @@ from scanner.cli import cli
 from scanner.engine import LocalEngine
 from scanner.errors import IndexError_
 from scanner.index import MANIFEST, SEGMENTS, Location, ReferenceIndex, update_index, vectors_of
-from scanner.pipeline import ScanConfig
+from scanner.scanning import ScanConfig
 
 CONFIG = ScanConfig.from_options(embedder="hashing")
 DOCS = {

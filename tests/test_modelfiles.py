@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -13,9 +14,9 @@ from click.testing import CliRunner
 from conftest import write
 
 from scanner.cli import cli
-from scanner.embed import load_sentence_transformer, packaged_minilm_path
+from scanner.embed import HASHING, load_sentence_transformer, packaged_minilm_path
 from scanner.errors import ModelLoadError
-from scanner.modelfiles import check_safe_weights, locate_model
+from scanner.modelfiles import check_safe_weights, locate_model, model_fingerprint
 from scanner.verify import DEFAULT_CROSS_ENCODER, load_cross_encoder
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -130,3 +131,12 @@ def test_cli_refuses_bad_models_before_reading_anything(tmp_path, option, value)
     assert last.startswith("Error: ") and option in last
     assert "read ..." not in result.output  # failed before any work
     assert not (tmp_path / "unpickled").exists() and not (tmp_path / "r.parquet").exists()
+
+
+def test_model_fingerprint_hashes_the_safetensors_and_names_the_hashing_embedder(tmp_path):
+    assert model_fingerprint(HASHING) == "hashing-v1"  # the built-in embedder has no files
+    write(tmp_path / "empty" / "config.json", "{}")
+    assert model_fingerprint(str(tmp_path / "empty")) == "unknown"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"weights")
+    assert model_fingerprint(str(tmp_path / "model")) == hashlib.sha256(b"weights").hexdigest()[:16]

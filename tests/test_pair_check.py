@@ -26,13 +26,13 @@ def test_a_paraphrase_is_a_paraphrase(local_engine):
 
 def test_a_word_swap_is_not(local_engine):
     got = check(SOURCE, SWAP, engine=local_engine)
-    assert (got.paraphrase, got.match) == (False, "different")
+    assert (got.paraphrase, got.match) == (False, "rejected")
     assert 0.0 <= got.score < got.threshold
 
 
 def test_the_order_of_the_two_sentences_does_not_matter_and_matches_a_scan(local_engine, tmp_path):
     assert check(QUEEN, QUEEN_PARA, engine=local_engine) == check(QUEEN_PARA, QUEEN, engine=local_engine)
-    from scanner.pipeline import ScanConfig, run_scan
+    from scanner.scanning import ScanConfig, run_scan
 
     write(tmp_path / "docs" / "a.txt", QUEEN)
     write(tmp_path / "docs" / "b.txt", QUEEN_PARA)
@@ -45,7 +45,7 @@ def test_both_orders_scores_agree_between_check_and_a_scan(local_engine, tmp_pat
     both = check(QUEEN, QUEEN_PARA, engine=local_engine, both_orders=True)
     assert both == check(QUEEN_PARA, QUEEN, engine=local_engine, both_orders=True)
     assert both.score != one.score
-    from scanner.pipeline import ScanConfig, run_scan
+    from scanner.scanning import ScanConfig, run_scan
 
     write(tmp_path / "docs" / "a.txt", QUEEN)
     write(tmp_path / "docs" / "b.txt", QUEEN_PARA)
@@ -91,10 +91,10 @@ def test_a_file_of_pairs_gets_scores_and_keeps_its_columns(tmp_path, local_engin
     out = tmp_path / f"scores.{suffix}"
     got = check_file(path, out, engine=local_engine)
     assert got.column_names == ["id", "sentence1", "sentence2", "label", "score", "paraphrase", "match", "note"]
-    assert got["match"].to_pylist() == ["different", "exact"]
+    assert got["match"].to_pylist() == ["rejected", "exact"]
     back, cols = read_pairs(out)
     assert cols == ("sentence1", "sentence2") and back.num_rows == 2
-    assert back["match"].to_pylist() == ["different", "exact"]
+    assert back["match"].to_pylist() == ["rejected", "exact"]
 
 
 def test_a_pairs_file_without_sentence_columns_is_refused(tmp_path):
@@ -121,11 +121,11 @@ def test_check_command_batch_writes_scores(tmp_path):
     result = CliRunner().invoke(cli, ["check", "--pairs", str(path), "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "2 pairs scored, 1 paraphrases or copies; written to" in result.stderr
-    assert pq.read_table(out)["match"].to_pylist() == ["different", "exact"]
+    assert pq.read_table(out)["match"].to_pylist() == ["rejected", "exact"]
     printed = CliRunner().invoke(cli, ["check", "--pairs", str(path)], catch_exceptions=False)
     lines = printed.stdout.splitlines()
     assert lines[0] == "text_a\ttext_b\tscore\tmatch\tnote"
-    assert lines[1].endswith("\tdifferent\t'new york' and 'paris' swap places")
+    assert lines[1].endswith("\trejected\t'new york' and 'paris' swap places")
     assert lines[2] == "Same words here.\tsame words here.\t1.0000\texact\t"
 
 
@@ -161,7 +161,7 @@ def test_the_swap_rule_decides_swaps_and_can_be_turned_off():
     a = "The angle of the dance tells the bees the direction of the food relative to the sun."
     b = "The angle of the dance tells the bees the direction of the sun relative to the food."
     ruled = check(a, b)
-    assert (ruled.match, ruled.paraphrase) == ("different", False)
+    assert (ruled.match, ruled.paraphrase) == ("rejected", False)
     free = check(a, b, swap_rule=False)
     assert free.score == ruled.score and free.paraphrase == (free.score >= free.threshold)
     out = CliRunner().invoke(cli, ["check", a, b], catch_exceptions=False).output.splitlines()

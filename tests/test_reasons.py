@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from scanner.reasons import (
+    NEAR_COPY,
+    SWAP_RULE,
+    copy_skeleton,
     decision_reason,
     find_swap,
-    flag,
+    near_copy,
     number_difference,
     review_notes,
     same_word,
@@ -85,13 +86,9 @@ def test_the_swap_rule_spares_parallel_phrases():
     assert not swap_rule_applies("The cat sat.", "The dog sat.")  # not a swap at all
 
 
-def test_flag_applies_the_threshold_then_the_swap_rule():
-    a = ["from New York to Paris", "from New York to Paris", "cats and dogs", "one two three"]
-    b = ["from Paris to New York", "from Paris to New York", "dogs and cats", "one two four"]
-    scores = np.array([0.9, 0.1, 0.9, 0.9])
-    assert flag(scores, 0.5, a, b, swap_rule=True).tolist() == [False, False, True, True]
-    assert flag(scores, 0.5, a, b, swap_rule=False).tolist() == [True, False, True, True]
-    assert decision_reason(0.9, 0.5, False, a[0], b[0]) == \
+def test_a_rule_that_decided_against_the_threshold_is_named():
+    a, b = "from New York to Paris", "from Paris to New York"
+    assert decision_reason(0.9, 0.5, True, a, b, SWAP_RULE) == \
         "cross-encoder 0.900 >= threshold 0.500, rejected by the swap rule; 'new york' and 'paris' swap places"
 
 
@@ -103,3 +100,25 @@ def test_trading_two_forms_of_one_word_is_not_a_swap_of_meaning():
     a, b = "I am trying to learn it and I 'm 18 years old.", "I 'm trying to learn it and I am 18 years old."
     assert find_swap(a, b) is not None and not swap_rule_applies(a, b)
     assert not swap_rule_applies("Why does the US have it? Ask the U.S. people.", "Why does the U.S. have it? Ask the US people.")
+
+
+def test_near_copies_differ_only_in_what_copy_edits_touch():
+    assert near_copy('For the purposes of this definition, "control" means (i) the power to direct',
+                     'For purposes of this definition, "control" means (a) the power to direct')
+    assert near_copy("1. The Licensee shall keep the notice.", "b) the licensee shall keep the notice")
+    assert near_copy("The software is provided as is,\nwithout warranty.", "The software is provided as is, without warranty")
+    assert near_copy("It doesn\u2019t apply.", "It doesn't apply.")
+    # a swap, a negation, another number or another word are not copy edits
+    assert not near_copy("A flight from New York to Paris.", "A flight from Paris to New York.")
+    assert not near_copy("Smoking is allowed here.", "Smoking is not allowed here.")
+    assert not near_copy("Version 2 of the License.", "Version 3 of the License.")
+    assert not near_copy("Take vitamin C daily.", "Take vitamin D daily.")
+    assert not near_copy("Take vitamin C.", "Take vitamin D.")  # a letter ending a sentence is not a list marker
+    assert not near_copy("The.", "A.")  # nothing left to compare
+    assert copy_skeleton("(iv) An apple, the pear") == ("apple", "pear")
+
+
+def test_a_near_copy_reason_names_the_rule():
+    reason = decision_reason(0.05, 0.5, False, "For the purposes of it, (i) power.", "For purposes of it, (a) power.",
+                             NEAR_COPY)
+    assert reason.startswith("cross-encoder 0.050 < threshold 0.500, flagged as a near-copy")

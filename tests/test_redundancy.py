@@ -30,8 +30,12 @@ SUMMARY = [
     ("The angle of the dance tells the other bees the direction of the food relative to the sun.", False),
     # a word swap of sentence 9
     ("The angle of the dance tells the other bees the direction of the sun relative to the food.", False),
+    ("The council closed the old bridge in May.", False),
+    ("Traffic now crosses the river on the ferry further north.", False),
+    # sentence 11 in the passive voice, the time fronted
+    ("In May, the old bridge was closed by the council.", True),
 ]
-PARAGRAPH_AFTER = {2, 6}
+PARAGRAPH_AFTER = {2, 6, 10}
 #: sentences the shipped model (v2) decides wrongly: strict xfails, so a better model shows up as passes to update
 #: (sentence 10, a word swap the model scores 0.98, is kept by the swap rule)
 MODEL_MISSES = {8}

@@ -14,8 +14,8 @@ from conftest import write
 from scanner.cli import cli
 from scanner.errors import ConfigError, IndexError_
 from scanner.index import update_index
-from scanner.pipeline import ScanConfig, run_scan
 from scanner.reference import ReferenceConfig, run_against, search
+from scanner.scanning import ScanConfig, run_scan
 
 #: top_k above the number of candidates, so per-sentence top-k lists never crowd a pair out: then the one-way
 #: search and the full scan must find exactly the same new x reference pairs

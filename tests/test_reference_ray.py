@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from scanner.cli import cli
 from scanner.engine import EngineConfig, open_engine
 from scanner.index import ReferenceIndex, update_index, vectors_of
-from scanner.pipeline import ScanConfig
 from scanner.reference import ReferenceConfig, run_against
+from scanner.scanning import ScanConfig
 
 ray = pytest.importorskip("ray")
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from scanner.engine import EngineConfig, open_engine
 from scanner.index import ReferenceIndex, update_index
-from scanner.pipeline import ScanConfig
 from scanner.reference import ReferenceConfig, run_against
+from scanner.scanning import ScanConfig
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import json
 import os
 import time
@@ -21,17 +19,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scanner import __version__
+from scanner.cache import default_cache_dir, embed_with_cache
 from scanner.candidates import CandidateConfig, exact_pairs, neighbour_pairs, text_key, word_counts
 from scanner.embed import HASHING, EmbedConfig, resolve_embedder
 from scanner.engine import Engine, EngineConfig, open_engine
 from scanner.errors import ConfigError, InputError
 from scanner.ingest import IngestConfig, discover
-from scanner.modelfiles import preflight
-from scanner.reasons import EXACT_REASON, decision_reason, flag
+from scanner.match import decide, score_distinct
+from scanner.modelfiles import model_fingerprint, preflight
+from scanner.reasons import EXACT_REASON
 from scanner.report import check_writable, documents_table, write_report
-from scanner.schema import PAIRS, SENTENCES, conform
+from scanner.schema import PAIRS, SENTENCES, Match, conform
 from scanner.segment import SegmentConfig
+from scanner.stats import Timer, run_metadata
 from scanner.verify import VerifyConfig
 
 
@@ -122,36 +122,6 @@ class ScanResult:
         return pairs_by_doc(self.pairs, self.documents, self.reference_sizes)
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
-
-
-@functools.lru_cache(maxsize=16)
-def model_fingerprint(name: str) -> str:
-    """sha256 of a model's weight files (the first 16 hex digits), so a report says exactly which model ran."""
-    if name == HASHING:
-        return "hashing-v1"
-    folder = Path(name)
-    files = sorted(folder.rglob("*.safetensors")) if folder.is_dir() else []
-    if not files:
-        return "unknown"
-    digest = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def sentences_table(read: pa.Table) -> pa.Table:
     """One row per sentence of every scanned document, texts sliced from the decoded text by offset."""
     docs, index, starts, ends, texts = [], [], [], [], []
@@ -166,8 +136,8 @@ def sentences_table(read: pa.Table) -> pa.Table:
     return conform({"doc": docs, "index": index, "start": starts, "end": ends, "text": texts}, SENTENCES, "sentences")
 
 
-def _pairs_rows(sent: pa.Table, i: np.ndarray, j: np.ndarray, cosine: np.ndarray, score: np.ndarray,
-                match: Sequence[str], reason: Sequence[str], side_a: pa.Table | None = None) -> pa.Table:
+def pairs_rows(sent: pa.Table, i: np.ndarray, j: np.ndarray, cosine: np.ndarray, score: np.ndarray,
+               match: Sequence[str], reason: Sequence[str], side_a: pa.Table | None = None) -> pa.Table:
     """Report rows for pairs (i[k], j[k]) of sentence rows; ``side_a``: the table that rows ``i`` index, when it
     is not ``sent`` (the reference index's sentences in a scan against an index)."""
     cols: dict[str, Any] = {}
@@ -192,7 +162,7 @@ def _input_bytes(sources: Sequence[Any]) -> int:
 @contextmanager
 def read_collection(
     paths: Sequence[str | os.PathLike[str]], config: ScanConfig, out: str | os.PathLike[str] | None,
-    engine: Engine | None, timer: _Timer, notify: Callable[[str], None], progress: bool,
+    engine: Engine | None, timer: Timer, notify: Callable[[str], None], progress: bool,
 ) -> Iterator[tuple[Engine, pa.Table, pa.Table]]:
     """The start every scan shares: check ``out`` and both models before any work, find the files, open an
     engine (unless given; closed on exit), read and segment. Yields (engine, read table, sentences table)."""
@@ -231,13 +201,13 @@ def run_scan(
 ) -> ScanResult:
     """Scan files and folders; write the report to ``out`` if given. See ``scan`` for the Python API."""
     config = config or ScanConfig()
-    started, timer = time.perf_counter(), _Timer()
+    started, timer = time.perf_counter(), Timer()
     notify = on_stage or (lambda _name: None)
     with read_collection(paths, config, out, engine, timer, notify, progress) as (engine, read, sent):
         pairs, stats = _find_pairs(sent, config, engine, timer, notify)
     documents = documents_table(read, pairs)
     segmenter = next((s for s in read["segmenter"].to_pylist() if s), "none")
-    metadata = _metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
+    metadata = run_metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
     result = ScanResult(pairs=pairs, documents=documents, metadata=metadata)
     if out is not None:
         notify("write")
@@ -250,10 +220,10 @@ def find_pairs(sentences: pa.Table, config: ScanConfig, engine: Engine) -> tuple
     """The scan's matching stages (exact, embed, candidates, verify) on a ready ``SENTENCES`` table.
 
     For callers that have sentences rather than files (``scanner.dedupe``); returns (pairs, counts)."""
-    return _find_pairs(conform(sentences, SENTENCES, "sentences"), config, engine, _Timer(), lambda _name: None)
+    return _find_pairs(conform(sentences, SENTENCES, "sentences"), config, engine, Timer(), lambda _name: None)
 
 
-def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Timer,
+def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: Timer,
                 notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
     cand = config.candidates
     texts = sent["text"].to_pylist()
@@ -275,7 +245,7 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     uniq_keys, first, inverse = np.unique(keys[act_rows], return_index=True, return_inverse=True)
     notify("embed")
     with timer.stage("embed"):
-        vectors, cached = _embed_with_cache([texts[act_rows[f]] for f in first], config, engine)
+        vectors, cached = embed_with_cache([texts[act_rows[f]] for f in first], config, engine)
     dim = vectors.shape[1] if vectors.size else 1
     emb = np.zeros((len(texts), dim), dtype=np.float32)
     if len(act_rows):
@@ -283,27 +253,19 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
     notify("candidates")
     with timer.stage("candidates"):
         nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=searched)
-    # cross-encode each distinct text pair once, always in the same orientation (smaller text key first), so
-    # the same two sentences get the same score wherever they occur
-    lo = np.where(keys[nb_i] <= keys[nb_j], nb_i, nb_j)
-    hi = np.where(keys[nb_i] <= keys[nb_j], nb_j, nb_i)
-    pair_keys = np.stack([keys[lo], keys[hi]], axis=1) if len(nb_i) else np.zeros((0, 2), np.int64)
-    uniq_pairs, first_pair, pair_inv = np.unique(pair_keys, axis=0, return_index=True, return_inverse=True)
     notify("verify")
+    side_a, side_b = [texts[i] for i in nb_i], [texts[j] for j in nb_j]
     with timer.stage("verify"):
-        distinct = engine.score([texts[lo[f]] for f in first_pair], [texts[hi[f]] for f in first_pair], config.verify)
-    scores = distinct[pair_inv.reshape(-1)] if len(nb_i) else np.zeros(0, np.float32)
-    threshold = config.verify.cut()
-    flagged = flag(scores, threshold, [texts[i] for i in nb_i], [texts[j] for j in nb_j], config.verify.swap_rule)
-    keep = flagged | config.keep_rejected
-    reasons = [decision_reason(float(s), threshold, bool(f), texts[i], texts[j])
-               for s, f, i, j in zip(scores[keep], flagged[keep], nb_i[keep], nb_j[keep], strict=True)]
+        scores, n_scored = score_distinct(side_a, side_b, config.verify, engine)
+    decided = decide(scores, side_a, side_b, config.verify)
+    flagged, threshold = decided.flagged, decided.threshold
+    keep = np.flatnonzero(flagged | config.keep_rejected)
     tables = [
         # identical texts share one vector, so their cosine is 1 (and needs no embedding at all)
-        _pairs_rows(sent, ex_i, ex_j, np.ones(len(ex_i)), np.ones(len(ex_i)), ["exact"] * len(ex_i),
+        pairs_rows(sent, ex_i, ex_j, np.ones(len(ex_i)), np.ones(len(ex_i)), [Match.EXACT.value] * len(ex_i),
                     [EXACT_REASON] * len(ex_i)),
-        _pairs_rows(sent, nb_i[keep], nb_j[keep], nb_cos[keep], scores[keep],
-                    ["paraphrase" if f else "rejected" for f in flagged[keep]], reasons),
+        pairs_rows(sent, nb_i[keep], nb_j[keep], nb_cos[keep], scores[keep], decided.matches(keep),
+                    decided.reasons(keep)),
     ]
     pairs = pa.concat_tables(tables).sort_by([("doc_a", "ascending"), ("index_a", "ascending"),
                                               ("doc_b", "ascending"), ("index_b", "ascending")])
@@ -311,7 +273,7 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
         "sentences_searched": int(active.sum()), "sentences_short": int((~active).sum()),
         "distinct_sentences": n_distinct, "sentences_embedded": len(uniq_keys),
         "sentences_prefiltered_out": int((active & ~searched).sum()), "embeddings_from_cache": cached, "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
-        "pairs_cross_encoded": len(uniq_pairs), "paraphrase_pairs": int(flagged.sum()),
+        "pairs_cross_encoded": n_scored, "paraphrase_pairs": int(flagged.sum()),
         "rejected_pairs": int((~flagged).sum()), "threshold": threshold, "prefilter": searched is not active,
         "prefilter_estimate": estimate,
     }
@@ -320,71 +282,14 @@ def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: _Time
 
 def _prefilter(texts: list[str], groups: np.ndarray, keys: np.ndarray, active: np.ndarray,
                config: ScanConfig) -> tuple[np.ndarray, float | None]:
-    """``scanner.static.prefilter`` with the table distilled from this scan's embedder (cached beside the
+    """``scanner.prefilter.prefilter`` with the table distilled from this scan's embedder (cached beside the
     embedding cache, or in memory with the cache off)."""
-    from scanner.cache import default_cache_dir
-    from scanner.static import StaticEmbedder, prefilter
+    from scanner.prefilter import StaticEmbedder, prefilter
 
     model = resolve_embedder(config.embed.model)
     root = (config.cache_dir or default_cache_dir()) if config.cache else None
     embedder = StaticEmbedder.load(model, root, model_fingerprint(model))
     return prefilter(embedder, texts, groups, keys, active, config.candidates)
-
-
-def _embed_with_cache(texts: list[str], config: ScanConfig, engine: Engine) -> tuple[np.ndarray, int]:
-    """Vectors for ``texts``: cached ones reused, the rest embedded and cached chunk by chunk as they finish.
-
-    Returns (vectors, how many came from the cache)."""
-    if not config.cache or config.embed.model == HASHING or not texts:
-        return engine.embed(texts, config.embed), 0
-    from scanner.cache import EmbeddingCache, content_key, default_cache_dir
-
-    root = config.cache_dir or default_cache_dir()
-    model = resolve_embedder(config.embed.model)
-    cache = EmbeddingCache(root, f"{Path(model).name}-{model_fingerprint(model)}")
-    keys = [content_key(t) for t in texts]
-    found, hits = cache.lookup(keys)
-    missing = np.flatnonzero(~found)
-
-    def store(rows: np.ndarray, vecs: np.ndarray) -> None:
-        cache.add([keys[missing[r]] for r in rows], vecs)
-
-    fresh = engine.embed([texts[i] for i in missing], config.embed, on_chunk=store) if len(missing) else None
-    dim = hits.shape[1] if hits is not None else fresh.shape[1]  # type: ignore[union-attr]
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    if hits is not None:
-        out[found] = hits
-    if fresh is not None:
-        out[missing] = fresh
-    return out, int(found.sum())
-
-
-def _metadata(config: ScanConfig, read: pa.Table, sent: pa.Table, pairs: pa.Table, stats: dict[str, Any],
-              segmenter: str, engine: str, timer: _Timer, started: float) -> dict[str, Any]:
-    statuses = read["status"].to_pylist()
-    embedder = resolve_embedder(config.embed.model)
-    counts = {
-        "documents": len(statuses), "documents_scanned": statuses.count("scanned"),
-        "documents_skipped": statuses.count("skipped"), "sentences": len(sent),
-        "flagged_pairs": stats["exact_pairs"] + stats["paraphrase_pairs"],
-        **{k: v for k, v in stats.items() if k not in ("threshold", "prefilter", "prefilter_estimate")},
-    }
-    return {
-        "tool": "paraphrase-scanner", "version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "embedder": {"name": config.embed.model, "path": embedder, "sha256": model_fingerprint(embedder)},
-        "cross_encoder": {"name": config.verify.model, "sha256": model_fingerprint(config.verify.model),
-                          "both_orders": config.verify.both_orders, "swap_rule": config.verify.swap_rule},
-        "threshold": stats["threshold"], "min_cosine": config.candidates.min_cosine, "top_k": config.candidates.top_k,
-        "scope": config.candidates.scope, "min_words": config.candidates.min_words,
-        "mutual": config.candidates.mutual, "candidate_budget": config.candidates.budget,
-        "prefilter": stats.get("prefilter", False),  # scans against an index do not pre-filter
-        "prefilter_estimated_kept": stats.get("prefilter_estimate"),
-        "prefilter_min_cosine": config.candidates.prefilter_min_cosine,
-        "search": config.candidates.method(stats["sentences_searched"]),
-        "keep_rejected": config.keep_rejected, "segmenter": segmenter, "engine": engine, "counts": counts,
-        "timings": {**timer.timings, "total": round(time.perf_counter() - started, 3)},
-    }
 
 
 def scan(

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scanner import static
+from scanner import prefilter as prefilter_module
 from scanner.candidates import CandidateConfig, neighbour_pairs, text_key
 from scanner.errors import ConfigError, ModelLoadError
-from scanner.static import (
+from scanner.prefilter import (
     STATIC_DIMS,
     StaticEmbedder,
     centre,
@@ -116,7 +116,7 @@ def test_prefilter_keeps_sentences_with_a_match_and_their_copies(embedder: Stati
     within, _ = prefilter(embedder, texts, groups, keys, active, CandidateConfig(scope="within", prefilter_min_cosine=0.48))
     assert not within[0] and not within[2]
     # auto estimates the kept share first (here on every row: 2 of 6) and skips when it is above the limit
-    monkeypatch.setattr(static, "ESTIMATE_SAMPLE", 3)
+    monkeypatch.setattr(prefilter_module, "ESTIMATE_SAMPLE", 3)
     kept, estimate = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_max_kept=0.5))
     assert estimate == pytest.approx(2 / 6) and kept.tolist() == [True, False, True, False, False, False]
     kept, estimate = prefilter(embedder, texts, groups, keys, active, CandidateConfig(prefilter_max_kept=0.3))
@@ -169,7 +169,7 @@ def flagged(result) -> set[tuple]:
 def test_a_prefiltered_scan_flags_the_same_pairs_on_the_examples(examples_dir, local_engine, tmp_path):
     """The optimisation's correctness on the bundled examples: with the real models, the pre-filter skips
     about half the sentences and the report's flagged pairs are exactly those of the plain scan."""
-    from scanner.pipeline import ScanConfig, run_scan
+    from scanner.scanning import ScanConfig, run_scan
 
     def scan(**options):
         config = ScanConfig.from_options(cache_dir=str(tmp_path / "cache"), **options)

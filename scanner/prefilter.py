@@ -5,7 +5,7 @@ no partner worth a closer look. A static embedder (in the spirit of model2vec) f
 faster: each vocabulary token's vector is MiniLM's own output for that token alone (``[CLS] token [SEP]``,
 mean-pooled, reduced by PCA), and a sentence's vector is the IDF-weighted mean of its tokens' vectors, with
 IDF counted over the collection being scanned. Sentences with no static neighbour above a low floor are
-then left out of the MiniLM stage (``scanner.pipeline``); the pairs MiniLM would have found among the
+then left out of the MiniLM stage (``scanner.scanning``); the pairs MiniLM would have found among the
 others are unchanged.
 
 The token table is distilled once per machine from the packaged MiniLM (tens of seconds on a CPU) and
@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from scanner.candidates import CandidateConfig, _scope_ok, neighbour_pairs
+from scanner.candidates import CandidateConfig, neighbour_pairs
 from scanner.embed import unit_rows
 from scanner.errors import ModelLoadError
+from scanner.topk import scope_ok
 
 #: dimensions kept by the PCA of the token table
 STATIC_DIMS = 256
@@ -171,7 +172,7 @@ def kept_share_estimate(vectors: np.ndarray, rows: np.ndarray, groups: np.ndarra
     for start in range(0, len(rows), config.corpus_chunk):
         cols = rows[start : start + config.corpus_chunk]
         scores = vectors[pick] @ vectors[cols].T
-        ok = _scope_ok(groups[pick][:, None], groups[cols][None, :], config.scope) & (keys[pick][:, None] != keys[cols][None, :])
+        ok = scope_ok(groups[pick][:, None], groups[cols][None, :], config.scope) & (keys[pick][:, None] != keys[cols][None, :])
         best = np.maximum(best, np.where(ok, scores, -np.inf).max(axis=1))
     return float(np.mean(best >= config.prefilter_min_cosine))
 

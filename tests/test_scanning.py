@@ -10,7 +10,7 @@ import pytest
 from conftest import write
 
 from scanner.errors import ConfigError, InputError
-from scanner.pipeline import ScanConfig, run_scan, scan
+from scanner.scanning import ScanConfig, run_scan, scan
 
 SOURCE = (
     "The river rises in the northern hills and flows south to the sea. Its valley has been farmed for three "
