@@ -1,6 +1,7 @@
 # Two entry points, both set up everything they need on a fresh machine:
 #   make demo   - create .venv, install, scan the bundled examples and show what was flagged
 #   make test   - create .venv, install, run the test suite and the linter
+#   make test-fast - the tests measured under 2 s each (pytest -m "not slow"): minutes, for the edit loop
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
@@ -14,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test test-fast lint
 setup: $(VENV)/.installed
 
 demo: setup
@@ -23,6 +24,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(VENV)/bin/ruff check .
+
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 	$(VENV)/bin/ruff check .
 
 lint: setup

@@ -17,7 +17,7 @@ import scanner
 
 SOURCES = Path(__file__).resolve().parent / "docs" / "sources"
 QUERIES = [
-    "A queen bee can lay as many as two thousand eggs in one day.",
+    "The queen is the only female in the colony that lays eggs, and she can produce two thousand of them in a day.",
     "When lava reaches the surface it is called magma.",
     "The museum opens at nine on weekdays.",
 ]

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULTS: dict[str, Any] = {"top_k": 5, "min_cosine": 0.7, "min_words": 4, "scope": "cross", "threshold": None,
+DEFAULTS: dict[str, Any] = {"top_k": 5, "min_cosine": 0.55, "min_words": 4, "scope": "cross", "threshold": None,
                             "naive_batch": 32, "engine": "auto", "static_embedder": None}
 
 

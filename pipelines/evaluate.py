@@ -1,15 +1,19 @@
-"""Evaluate a cross-encoder on PAWS-Wiki test and MRPC test, beside the bi-encoder cosine-only baseline.
+"""Evaluate a cross-encoder on PAWS-Wiki test, MRPC test and the realistic validation set, beside the
+bi-encoder cosine-only baseline.
 
     python -m pipelines.evaluate                      # the shipped model
-    python -m pipelines.evaluate --model runs/paws-minilm-l6/best
+    python -m pipelines.evaluate --model runs/v3/best
 
-Every threshold comes from the validation slice (a fixed stratified 1,000 pairs of PAWS-Wiki dev that
-training never sees): the cross-encoder uses the threshold recorded with the model, the cosine baseline the
-cosine that maximises validation accuracy. Nothing is tuned on a test split. Each way of scoring is also
-reported with the swap rule the scanner applies by default (``scanner.reasons.swap_rule_applies``). Also
-measures how fast the
-model scores pairs against a roberta-base-sized model (same architecture family, random weights: only the
-speed matters) on the same pairs and threads. Writes JSON and a Markdown table.
+Every threshold comes from the validation slices (fixed groups of PAWS-Wiki dev and MRPC train pairs that
+training never sees, ``pipelines.data.validation_pairs``): the cross-encoder uses the threshold recorded with
+the model, the cosine baseline the cosine that maximises accuracy on the same slices. Nothing is tuned on a
+test split or on the realistic set. "shipped decision" rows are exactly what ``scan`` and ``scan check``
+decide (``scanner.reasons.flag``: the threshold, then the swap rule, which is on by default); the rows
+without the rule are the model alone. The realistic set (``pipelines/realistic/validation.tsv``) is also
+reported by kind: the share flagged of rewrites and near-copies (recall) and of each kind of meaning-changing
+swap. Also measures how fast the model scores pairs against a roberta-base-sized model (same architecture
+family, random weights: only the speed matters) on the same pairs and threads. Writes JSON and a Markdown
+table.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines.data import DEFAULT_DATA_DIR, Pair, mrpc, paws_wiki, validation_pairs
+from pipelines.data import DEFAULT_DATA_DIR, Pair, mrpc, paws_wiki, realistic, validation_pairs
 from pipelines.metrics import best_threshold, classification_report, order_agreement
+from scanner.match import decide
 from scanner.reasons import swap_rule_applies
-from scanner.verify import DEFAULT_CROSS_ENCODER, load_cross_encoder, model_threshold, score_pairs
+from scanner.verify import DEFAULT_CROSS_ENCODER, VerifyConfig, load_cross_encoder, model_threshold, score_pairs
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "pipelines" / "results"
 
 
 def cosine_scores(embedder: Any, pairs: list[Pair]) -> np.ndarray:
@@ -78,23 +84,47 @@ def roberta_base_speed_ratio(net: Any, tokenizer: Any, pairs: list[Pair], repeat
             "roberta_base_parameters": sum(p.numel() for p in roberta.parameters()), "torch_threads": torch.get_num_threads()}
 
 
+def by_kind(pairs: list[Pair], flagged: np.ndarray) -> dict[str, dict[str, float]]:
+    """The share of pairs flagged per ``source`` (for the realistic set: per kind of rewrite or swap)."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in sorted({p.source for p in pairs}):
+        idx = [i for i, p in enumerate(pairs) if p.source == kind]
+        out[kind.removeprefix("realistic-")] = {"pairs": len(idx), "label": pairs[idx[0]].label,
+                                                "flagged_share": float(np.mean(flagged[idx]))}
+    return out
+
+
+def decision_scores(scores: np.ndarray, pairs: list[Pair], threshold: float, swap_rule: bool) -> np.ndarray:
+    """Scores whose cut at ``threshold`` gives exactly ``scanner.match.decide``'s decisions (a pair a rule
+    rejects counts as scored 0, one it flags as scored 1), so the usual metrics describe the decision itself."""
+    decided = decide(scores, [p.a for p in pairs], [p.b for p in pairs], VerifyConfig(threshold=threshold,
+                                                                                     swap_rule=swap_rule))
+    return np.where(decided.flagged & ~decided.above, 1.0, np.where(~decided.flagged & decided.above, 0.0, scores))
+
+
 def split_report(pairs: list[Pair], scores: np.ndarray, reverse: np.ndarray, cosine: np.ndarray, threshold: float,
                  threshold_both: float, cos_threshold: float) -> dict[str, Any]:
-    """The metrics of one split: the cross-encoder in one order and in both, each alone and with the swap rule
-    (``scanner.reasons.swap_rule_applies``: its pairs count as scored 0, which is what the scanner decides), the
-    cosine baseline, and how much the one-order scores depend on order."""
+    """The metrics of one split: the cross-encoder alone, the decision with and without the swap rule (the
+    shipped decision is the one with the scanner's default, ``VerifyConfig().swap_rule``), both sentence
+    orders, the cosine baseline, how much scores depend on order, and the shares flagged per kind of pair."""
     labels = np.array([p.label for p in pairs])
     rule = np.array([swap_rule_applies(p.a, p.b) for p in pairs], dtype=bool)
     both = (scores + reverse) / 2
+    shipped_rule = VerifyConfig().swap_rule
+    decisions = {on: decision_scores(scores, pairs, threshold, on) for on in (True, False)}
+    both_decision = decision_scores(both, pairs, threshold_both, shipped_rule)
     return {
+        "kinds": {"shipped_decision": by_kind(pairs, decisions[shipped_rule] >= threshold),
+                  "model_alone": by_kind(pairs, scores >= threshold), "cosine": by_kind(pairs, cosine >= cos_threshold)},
         "cross_encoder": classification_report(labels, scores, threshold),
-        "cross_encoder_swap_rule": classification_report(labels, np.where(rule, 0.0, scores), threshold),
+        "decision_swap_rule": classification_report(labels, decisions[True], threshold),
+        "decision_no_swap_rule": classification_report(labels, decisions[False], threshold),
         "cross_encoder_both_orders": classification_report(labels, both, threshold_both),
-        "cross_encoder_both_orders_swap_rule": classification_report(labels, np.where(rule, 0.0, both), threshold_both),
+        "decision_both_orders": classification_report(labels, both_decision, threshold_both),
         "cosine": classification_report(labels, cosine, cos_threshold),
         "order": order_agreement(scores, reverse, threshold),
         "swap_rule": {"pairs": int(rule.sum()), "paraphrases_among_them": int(labels[rule].sum()),
-                      "flagged_by_the_model": int((scores[rule] >= threshold).sum())},
+                      "flagged_by_the_model": int((scores[rule] >= threshold).sum()), "shipped_on": shipped_rule},
     }
 
 
@@ -108,17 +138,20 @@ def evaluate(model: str, data_dir: Path, speed_pairs: int = 256, limit: int = 0)
     def cap(pairs: list[Pair]) -> list[Pair]:
         return pairs[:limit] if limit else pairs
 
-    val = cap(validation_pairs(data_dir))
+    val = cap(validation_pairs(data_dir, mrpc_slice=True))
     val_labels = np.array([p.label for p in val])
     val_cos = cosine_scores(embedder, val)
     cos_threshold = best_threshold(val_labels, val_cos)
-    results: dict[str, Any] = {"model": model, "threshold": threshold, "threshold_both_orders": threshold_both,
+    shown = Path(model).resolve()
+    shown_model = str(shown.relative_to(REPO)) if shown.is_relative_to(REPO) else model
+    results: dict[str, Any] = {"model": shown_model, "threshold": threshold, "threshold_both_orders": threshold_both,
                                "cosine_threshold": cos_threshold, "splits": {}}
     val_scores = score_pairs(net, tokenizer, [p.a for p in val], [p.b for p in val])
     val_reverse = score_pairs(net, tokenizer, [p.b for p in val], [p.a for p in val])
-    results["splits"]["validation (PAWS-Wiki dev slice)"] = split_report(
+    results["splits"]["validation (PAWS-Wiki dev + MRPC train slices)"] = split_report(
         val, val_scores, val_reverse, val_cos, threshold, threshold_both, cos_threshold)
-    for name, pairs in (("PAWS-Wiki test", cap(paws_wiki("test", data_dir))), ("MRPC test", cap(mrpc("test", data_dir)))):
+    for name, pairs in (("PAWS-Wiki test", cap(paws_wiki("test", data_dir))), ("MRPC test", cap(mrpc("test", data_dir))),
+                        ("realistic validation", cap(realistic("validation")))):
         start = time.perf_counter()
         scores = score_pairs(net, tokenizer, [p.a for p in pairs], [p.b for p in pairs])
         seconds = time.perf_counter() - start
@@ -137,14 +170,18 @@ def markdown(results: dict[str, Any]) -> str:
     rows = ["| split | model | accuracy | macro-F1 | P (para) | R (para) | P (not) | R (not) | ROC-AUC |",
             "|---|---|---|---|---|---|---|---|---|"]
     for split, by_model in results["splits"].items():
-        for label, key in (("cross-encoder", "cross_encoder"), ("cross-encoder + swap rule", "cross_encoder_swap_rule"),
-                           ("cross-encoder, both orders", "cross_encoder_both_orders"),
-                           ("cross-encoder, both orders + swap rule", "cross_encoder_both_orders_swap_rule"),
+        shipped = "decision_swap_rule" if by_model["swap_rule"]["shipped_on"] else "decision_no_swap_rule"
+        for label, key in (("cross-encoder alone", "cross_encoder"),
+                           ("decision, swap rule on", "decision_swap_rule"),
+                           ("decision, swap rule off", "decision_no_swap_rule"),
+                           ("cross-encoder alone, both orders", "cross_encoder_both_orders"),
+                           ("decision, both orders", "decision_both_orders"),
                            ("cosine only", "cosine")):
             if key not in by_model:
                 continue
             r = by_model[key]
             pc, nc = r["per_class"]["paraphrase"], r["per_class"]["not_paraphrase"]
+            label = f"**{label} (shipped)**" if key == shipped else label
             rows.append(f"| {split} | {label} (thr {r['threshold']:.3f}) | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
                         f"{pc['precision']:.3f} | {pc['recall']:.3f} | {nc['precision']:.3f} | {nc['recall']:.3f} | "
                         f"{r['roc_auc']:.4f} |")
@@ -157,6 +194,14 @@ def markdown(results: dict[str, Any]) -> str:
              f"paraphrase{'' if r['paraphrases_among_them'] == 1 else 's'}; the model alone flags "
              f"{r['flagged_by_the_model']}" for split, by_model in results["splits"].items()
              if (r := by_model.get("swap_rule"))]
+    real = results["splits"].get("realistic validation")
+    if real:
+        rows += ["", "Realistic validation set, share flagged by kind (label 1: should be flagged; 0: should not):", "",
+                 "| kind | label | pairs | shipped decision | model alone | cosine only |", "|---|---|---|---|---|---|"]
+        kinds = real["kinds"]
+        for kind, r in kinds["shipped_decision"].items():
+            rows.append(f"| {kind} | {r['label']} | {r['pairs']} | {r['flagged_share']:.3f} | "
+                        f"{kinds['model_alone'][kind]['flagged_share']:.3f} | {kinds['cosine'][kind]['flagged_share']:.3f} |")
     s = results["speed"]
     rows += ["", f"Speed ({s['torch_threads']} CPU threads, {s['pairs']} PAWS-Wiki test pairs, median of 3): "
              f"{s['model_pairs_per_second']:.1f} pairs/s, {s['speedup_vs_roberta_base']:.1f}x faster than a "

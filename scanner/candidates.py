@@ -45,7 +45,7 @@ class CandidateConfig:
     """
 
     top_k: int = 5
-    min_cosine: float = 0.7
+    min_cosine: float = 0.55  # the floor at which >= 97% of every validation set's paraphrases are candidates (pipelines/candidate_recall.py)
     scope: Scope = "cross"
     min_words: int = 4
     query_chunk: int = 1024

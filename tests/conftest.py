@@ -125,3 +125,41 @@ def tiny_verifier(tmp_path_factory) -> Path:
                              position_biased_input=False, pooler_hidden_size=32, num_labels=2)
     DebertaV2ForSequenceClassification(config).save_pretrained(folder)
     return folder
+
+
+# --- the fast tier: tests are marked slow by their measured duration --------------------------------------------
+
+#: per-test seconds (setup + call + teardown) measured on the project's 2-core machine by a full run with
+#: ``pytest --record-durations``; ``make test-fast`` (``pytest -m "not slow"``) runs the tests measured below
+#: SLOW_SECONDS, and a test not measured yet counts as slow until the next recording
+DURATIONS = Path(__file__).resolve().parent / "durations.json"
+SLOW_SECONDS = 2.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--record-durations", action="store_true",
+                     help=f"write every test's measured seconds to {DURATIONS.name} (run the whole suite)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import json
+
+    measured = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    for item in items:
+        seconds = measured.get(item.nodeid)
+        if seconds is None or seconds >= SLOW_SECONDS:
+            item.add_marker(pytest.mark.slow)
+
+
+_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    _SECONDS[report.nodeid] = _SECONDS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import json
+
+    if session.config.getoption("--record-durations") and _SECONDS:
+        DURATIONS.write_text(json.dumps({k: round(v, 2) for k, v in sorted(_SECONDS.items())}, indent=1) + "\n")

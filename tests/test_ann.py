@@ -28,7 +28,8 @@ def test_faiss_and_exact_agree_on_planted_duplicates(data, scope):
     planted_pairs = {(min(a, b), max(a, b)) for a, b in planted.tolist()}
     assert planted_pairs and planted_pairs <= exact
     assert planted_pairs <= approx
-    assert approx <= exact | approx and len(approx & exact) >= 0.99 * len(exact)
+    # an approximate search finds nearly every exact pair, and rarely puts a lesser neighbour in their place
+    assert len(approx & exact) >= 0.99 * len(exact) and len(approx - exact) <= 0.01 * len(exact)
 
 
 def test_faiss_respects_scope_keys_and_self(data):

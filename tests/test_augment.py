@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import random
 
 import pytest
@@ -9,7 +10,10 @@ import pytest
 from pipelines.augment import (
     _parsed,
     conjunct_swap_positive,
+    edit_pairs,
     move_positive,
+    near_copy_positive,
+    negation_negative,
     noun_swap_negative,
     swap_negative,
     synthetic_pairs,
@@ -77,3 +81,46 @@ def test_synthetic_pairs_are_balanced_and_deterministic(nlp):
     assert sources & {"synthetic-noun-swap", "synthetic-conjunct-swap"}
     without_parse = synthetic_pairs(sentences, seed=3)
     assert {p.source for p in without_parse} <= {"synthetic-swap", "synthetic-move"}
+
+
+# --- near-copies and negations ---
+EDIT_SENTENCES = [
+    "The committee approved the new budget in March after a long debate about school funding.",
+    "For the purposes of this definition, (i) the power to direct the management of such entity is control.",
+    "Prices rose sharply in the first quarter, and the central bank is expected to increase rates.",
+    "Visitors must not feed the animals or climb the fences around the enclosures.",
+]
+
+
+def test_near_copies_stay_close_to_the_original():
+    rng = random.Random(0)
+    for _ in range(50):
+        for s in EDIT_SENTENCES:
+            copy = near_copy_positive(s, rng)
+            if copy is None:
+                continue
+            assert copy != s
+            ratio = difflib.SequenceMatcher(None, s.lower().split(), copy.lower().split()).ratio()
+            assert ratio >= 0.6, (s, copy)
+
+
+def test_negations_change_the_claim_and_little_else():
+    rng = random.Random(1)
+    seen = set()
+    for _ in range(30):
+        for s in EDIT_SENTENCES:
+            negated = negation_negative(s, rng)
+            assert negated is not None and negated != s
+            diff = [d for d in difflib.ndiff(s.split(), negated.split()) if d[:1] in "+-"]
+            assert 1 <= len(diff) <= 2, diff
+            seen.update(diff)
+    assert "+ not" in seen and "- must" not in seen  # auxiliaries negated; "must not" loses its "not" instead
+    assert "- not" in seen and "+ decrease" in seen
+
+
+def test_edit_pairs_are_labelled_and_bounded():
+    pairs = edit_pairs(EDIT_SENTENCES * 3, seed=2, near_copies=3, negations=2)
+    copies = [p for p in pairs if p.source == "synthetic-near-copy"]
+    negations = [p for p in pairs if p.source == "synthetic-negation"]
+    assert 0 < len(copies) <= 3 and 0 < len(negations) <= 2
+    assert all(p.label == 1 for p in copies) and all(p.label == 0 for p in negations)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from pipelines.bench_search import search_benchmark
@@ -45,7 +44,6 @@ def test_search_benchmark_exact_is_its_own_reference():
     assert result["recall_vs_exact"] == 1.0 and result["planted_recall"] == 1.0
 
 
-@pytest.mark.slow
 def test_benchmark_command_end_to_end(data_dir, tmp_path):
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(main, ["--sizes", "100", "--repeats", "1", "--data-dir", str(data_dir),
@@ -56,9 +54,12 @@ def test_benchmark_command_end_to_end(data_dir, tmp_path):
         assert row[side]["finished"], row[side]
         assert row[side]["sentences"] > 30 and row[side]["peak_rss_mb"] > 0
         assert row[side]["stages"]["embed"]["tokens"] > 0
-        assert row[side]["matmul_gflops"] > 0 and row[side]["dense_gflops"] > 0
+        # a broken BLAS, a thread misconfiguration or float16 on a CPU would each fall far below these
+        assert row[side]["matmul_gflops"] > 5 and row[side]["dense_gflops"] > 0.25 * row[side]["matmul_gflops"]
     assert row["scan"]["planted_flagged"]["verbatim"] == [1, 1]  # the planted copy, found by hashing
-    assert "naive/x" in result.output and "dense" in result.output and row["scan"]["ratio_naive_over_this"] > 0
+    assert "naive/x" in result.output and "dense" in result.output
+    # scan embeds each distinct sentence once (behind the pre-filter): never more tokens than the naive pipeline
+    assert row["scan"]["stages"]["embed"]["tokens"] <= row["naive"]["stages"]["embed"]["tokens"]
     # every pair the naive pipeline flags is among scan's candidates; misses are split by cause
     assert row["scan"]["candidate_recall_vs_naive"] in (None, 1.0)
     missed = row["scan"]["missed_vs_naive_counts"]

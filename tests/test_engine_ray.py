@@ -70,7 +70,6 @@ class ActorKiller(threading.Thread):
             self.stop.wait(0.05)
 
 
-@pytest.mark.slow
 def test_ray_with_a_killed_actor_matches_in_process(examples_dir, local_engine, tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(examples_dir, docs)

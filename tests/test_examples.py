@@ -13,13 +13,10 @@ from conftest import REPO
 from scanner.cli import cli
 
 EXPECTED = json.loads((REPO / "examples" / "expected.json").read_text())
-#: planted cases the shipped model (v2) still decides wrongly: strict xfails, so a better model that gets them
-#: right fails these tests until the entry is removed. See the model card and issue #3.
-#: The two other swaps it scores above 0.9 (Tambora's years, the sun and the food) are pure span swaps, which the
-#: swap rule rejects (scanner.reasons.swap_rule_applies); this one changes "she" to "her", so the rule cannot see it.
-MODEL_MISSES: set[str] = {
-    "The ship that guided her safely into the harbour was carrying two hundred passengers.",
-}
+#: planted cases the shipped model still decides wrongly: strict xfails, so a better model that gets them right
+#: fails these tests until the entry is removed (none today; the lava/magma swap, which the model scores 0.96, is
+#: a pure span swap that the swap rule rejects)
+MODEL_MISSES: set[str] = set()
 
 
 def cases(kind: str) -> list:
@@ -27,7 +24,7 @@ def cases(kind: str) -> list:
     for case in EXPECTED[kind]:
         marks = []
         if case["b"][1] in MODEL_MISSES:
-            marks.append(pytest.mark.xfail(strict=True, reason="the shipped model (v2) decides this pair wrongly (issue #3)"))
+            marks.append(pytest.mark.xfail(strict=True, reason="the shipped model decides this pair wrongly"))
         out.append(pytest.param(case, marks=marks, id=case["b"][1][:40]))
     return out
 
@@ -60,19 +57,22 @@ def test_word_swaps_are_not_flagged(report, case):
     assert row is None or row["match"] == "rejected", row["reason"]
 
 
-#: the Tambora year swap against the paraphrase of its source (a moved phrase and swapped years together): no
-#: longer a pure swap, so the rule does not see it and the decision is the model's, which flags it (0.95)
-TAMBORA_SWAP = ("submissions/notes_carla.txt", "In 1816 the eruption of Mount Tambora cooled the climate so much that "
-                "1815 became known as the year without a summer.")
-TAMBORA_PARAPHRASE = ("submissions/essay_anna.txt", "The eruption of Mount Tambora in 1815 cooled the climate so much "
-                      "that 1816 became known as the year without a summer.")
-MODEL_WRONG_PAIRS = {pair_key(TAMBORA_SWAP, TAMBORA_PARAPHRASE)}
+#: pairs on one topic that say different things, which the verifier flags: both sentences are about the
+#: waggle dance, below the old candidate floor (cosine 0.62-0.64) and reach the verifier since the floor is 0.55
+WAGGLE_RUN = ("submissions/essay_ben.md", "The length of the waggle run tells the other bees how far away the flowers are.")
+MODEL_WRONG_PAIRS = {
+    pair_key(("sources/honeybees.md", "Worker bees communicate the location of flowers through a waggle dance performed "
+              "on the comb."), WAGGLE_RUN),
+    pair_key(WAGGLE_RUN, ("submissions/notes_carla.txt", "Worker bees communicate the location of the comb through a "
+                          "waggle dance performed on flowers.")),
+}
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped model (v2) flags this pair (issue #3)")
-def test_a_swap_is_not_flagged_against_a_paraphrase_of_its_source(report):
+@pytest.mark.parametrize("key", sorted(MODEL_WRONG_PAIRS, key=sorted))
+@pytest.mark.xfail(strict=True, reason="the shipped verifier flags these related sentences (model card, Limitations)")
+def test_related_sentences_that_say_different_things_are_not_flagged(report, key):
     rows, _ = report
-    row = rows.get(pair_key(TAMBORA_SWAP, TAMBORA_PARAPHRASE))
+    row = rows.get(key)
     assert row is None or row["match"] == "rejected", row["reason"]
 
 

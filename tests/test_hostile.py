@@ -125,7 +125,6 @@ def docs_by_id(out: Path) -> dict[str, dict]:
     return {r["doc"]: r for r in pq.read_table(out.with_name(f"{out.stem}.docs.parquet")).to_pylist()}
 
 
-@pytest.mark.slow
 def test_hostile_folder_is_scanned_and_every_file_accounted_for(hostile, tmp_path, local_engine):
     root, expected = hostile
     out = tmp_path / "report.parquet"

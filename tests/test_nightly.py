@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pyarrow.parquet as pq
-import pytest
 from conftest import REPO
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -19,7 +18,6 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
 def test_nightly_job_on_the_bundled_examples(tmp_path):
     args = ["examples/nightly/nightly.py", "--index", str(tmp_path / "index"), "--reports", str(tmp_path / "reports"),
             "--date", "2026-01-31"]
@@ -39,7 +37,6 @@ def test_nightly_job_on_the_bundled_examples(tmp_path):
     assert "3 unchanged (0 sentences embedded)" in again.stdout and "already archived" in again.stdout
 
 
-@pytest.mark.slow
 def test_search_example_runs():
     result = run("examples/search_example.py")
     assert result.returncode == 0, result.stderr

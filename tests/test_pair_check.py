@@ -19,9 +19,9 @@ QUEEN = "The queen is the only female in the hive that lays eggs, and she may la
 QUEEN_PARA = "The queen, who is the only female in the hive that lays eggs, can lay two thousand of them in one day."
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped model (v2) scores this paraphrase below its threshold (issue #3)")
 def test_a_paraphrase_is_a_paraphrase(local_engine):
     assert check(SOURCE, PARAPHRASE, engine=local_engine).paraphrase
+    assert check(SOURCE, "I flew to Paris, departing from New York.", engine=local_engine).paraphrase
 
 
 def test_a_word_swap_is_not(local_engine):

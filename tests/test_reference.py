@@ -149,7 +149,6 @@ def test_cli_search(hashing_index):
     assert "1. [exact     ] score 1.000" in result.output and "volcanoes.txt:0-81" in result.output
 
 
-@pytest.mark.slow
 def test_real_models_one_way_scan_on_the_examples(examples_dir, tmp_path, local_engine):
     """The packaged MiniLM and the shipped cross-encoder: the one-way scan finds what the full scan finds
     between submissions and sources, and refuses the index when asked to use the hashing embedder."""

@@ -19,7 +19,6 @@ def flagged(result):
     return sorted((r["origin_a"], r["doc_a"], r["index_a"], r["doc_b"], r["index_b"], r["match"]) for r in result.pairs.to_pylist())
 
 
-@pytest.mark.slow
 def test_index_and_one_way_scan_on_local_ray(examples_dir, tmp_path, local_engine):
     config = ScanConfig.from_options(embedder="hashing", min_cosine=0.3)
     engine = open_engine(EngineConfig(engine="ray"))

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 from conftest import REPO, write
 
 from scanner.embed import packaged_minilm_path
 from scanner.report import read_metadata
-
-pytestmark = pytest.mark.slow
 
 COPIED = [
     "The committee approved the new budget for the city library after a long debate.",

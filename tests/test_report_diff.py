@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from conftest import EXAMPLES, FakeScores, write
 
 from pipelines.report_diff import report_differences, stable
@@ -59,7 +58,6 @@ def same(got, want) -> bool:
     return got == want
 
 
-@pytest.mark.slow
 def test_the_examples_report_is_the_recorded_one(tmp_path, local_engine):
     """Regenerate after a deliberate change of behaviour (a new model, a new rule) with
     ``python -m pipelines.report_diff --record-examples``; never to make a refactoring pass."""

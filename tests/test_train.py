@@ -1,4 +1,5 @@
-"""A few real training steps on a handful of pairs: the loss goes down, checkpoints resume, the model loads."""
+"""A few real training steps on a handful of pairs, on a tiny DeBERTa: the loss goes down, checkpoints resume,
+warm starts continue exactly, the NLI head folds into one logit, and the model loads as the scanner loads it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import torch
 
 from pipelines.data import Pair
 from pipelines.metrics import best_threshold, classification_report, roc_auc
-from pipelines.train_cross_encoder import TrainConfig, epoch_batches, order_agreement, train
-from scanner.verify import DEFAULT_CROSS_ENCODER, load_cross_encoder, score_pairs
+from pipelines.train_cross_encoder import TrainConfig, epoch_batches, fold_nli_head, order_agreement, train
+from scanner.verify import load_cross_encoder, score_pairs
 
 PAIRS = [
     Pair("I took a flight from New York to Paris.", "I flew to Paris from New York.", 1, "t"),
@@ -20,29 +21,48 @@ PAIRS = [
 ]
 
 
-def test_training_reduces_loss_resumes_and_saves(tmp_path):
-    config = TrainConfig(epochs=6, lr=3e-4, warmup=0.0, max_tokens=256, max_rows=2, eval_every=6, checkpoint_every=3,
-                         max_steps=12, threads=2)
-    summary = train(config, tmp_path, pairs=PAIRS, val=PAIRS)
+def config(base, **kw) -> TrainConfig:
+    defaults = dict(base_model=str(base), epochs=6, lr=1e-3, warmup=0.0, max_tokens=256, max_rows=2, eval_every=6,
+                    checkpoint_every=3, max_steps=12, threads=2)
+    return TrainConfig(**{**defaults, **kw})
+
+
+def test_training_reduces_loss_resumes_and_saves(tmp_path, tiny_verifier):
+    cfg = config(tiny_verifier)
+    summary = train(cfg, tmp_path, pairs=PAIRS, val=PAIRS)
     losses = summary["losses"]
     assert summary["steps"] == 12 and len(losses) == 12
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
     # resuming a finished run does no more steps and keeps the history
-    again = train(config, tmp_path, pairs=PAIRS, val=PAIRS)
+    again = train(cfg, tmp_path, pairs=PAIRS, val=PAIRS)
     assert again["steps"] == 12 and again["losses"] == losses
     net, tok = load_cross_encoder(str(tmp_path / "best"), torch.device("cpu"))
+    assert net.config.num_labels == 1
     scores = score_pairs(net, tok, [p.a for p in PAIRS], [p.b for p in PAIRS])
     assert scores.shape == (4,) and np.all((scores >= 0) & (scores <= 1))
     assert json.loads((tmp_path / "best" / "validation.json").read_text())["n"] == 4
 
 
+def test_the_nli_head_folds_into_entailed_minus_not(tiny_verifier):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    nli = AutoModelForSequenceClassification.from_pretrained(tiny_verifier).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_verifier)
+    feats = tok([p.a for p in PAIRS], [p.b for p in PAIRS], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        two = nli(**feats).logits
+        one = fold_nli_head(nli)(**feats).logits
+    assert one.shape == (4, 1) and nli.config.num_labels == 1
+    torch.testing.assert_close(one[:, 0], two[:, 0] - two[:, 1], atol=1e-5, rtol=1e-5)
+
+
 def test_epoch_batches_are_deterministic_and_cover_everything():
     lengths = list(np.random.default_rng(0).integers(5, 120, size=500))
-    config = TrainConfig(max_tokens=1024, max_rows=32)
-    a, b = epoch_batches(lengths, config, 0), epoch_batches(lengths, config, 0)
+    cfg = TrainConfig(max_tokens=1024, max_rows=32)
+    a, b = epoch_batches(lengths, cfg, 0), epoch_batches(lengths, cfg, 0)
     assert [x.tolist() for x in a] == [x.tolist() for x in b]
     assert sorted(np.concatenate(a).tolist()) == list(range(500))
-    assert [x.tolist() for x in epoch_batches(lengths, config, 1)] != [x.tolist() for x in a]
+    assert [x.tolist() for x in epoch_batches(lengths, cfg, 1)] != [x.tolist() for x in a]
 
 
 def test_metrics():
@@ -56,15 +76,14 @@ def test_metrics():
     assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
 
 
-def test_warm_start_continues_from_a_trained_classifier(tmp_path):
-    config = TrainConfig(epochs=2, lr=3e-4, warmup=0.0, max_tokens=256, max_rows=2, eval_every=4, checkpoint_every=4,
-                         max_steps=4, threads=2)
-    first = train(config, tmp_path / "first", pairs=PAIRS, val=PAIRS)
-    warm = TrainConfig(**{**config.__dict__, "base_model": str(tmp_path / "first" / "best"), "lr": 0.0})
+def test_warm_start_continues_from_a_trained_verifier(tmp_path, tiny_verifier):
+    first = train(config(tiny_verifier, epochs=2, eval_every=4, checkpoint_every=4, max_steps=4), tmp_path / "first",
+                  pairs=PAIRS, val=PAIRS)
     net, tok = load_cross_encoder(str(tmp_path / "first" / "best"), torch.device("cpu"))
     before = score_pairs(net, tok, [p.a for p in PAIRS], [p.b for p in PAIRS])
     # with a zero learning rate the warm-started model scores exactly as the one it started from
-    train(warm, tmp_path / "second", pairs=PAIRS, val=PAIRS)
+    train(config(tmp_path / "first" / "best", epochs=2, eval_every=4, checkpoint_every=4, max_steps=4, lr=0.0),
+          tmp_path / "second", pairs=PAIRS, val=PAIRS)
     net2, tok2 = load_cross_encoder(str(tmp_path / "second" / "best"), torch.device("cpu"))
     after = score_pairs(net2, tok2, [p.a for p in PAIRS], [p.b for p in PAIRS])
     assert first["steps"] == 4
@@ -77,36 +96,3 @@ def test_order_agreement():
     got = order_agreement(forward, backward, 0.5)
     assert got["order_gap"] == np.mean([0.2, 0.0, 0.2, 0.0])
     assert got["order_agreement"] == 0.75
-
-
-def test_symmetric_training_narrows_the_order_gap(tmp_path):
-    def logit_gap(folder):
-        net, tok = load_cross_encoder(str(folder), torch.device("cpu"))
-        a, b = [p.a for p in PAIRS], [p.b for p in PAIRS]
-        forward, backward = (np.clip(score_pairs(net, tok, x, y), 1e-6, 1 - 1e-6) for x, y in ((a, b), (b, a)))
-        return float(np.mean(np.abs(np.log(forward / (1 - forward)) - np.log(backward / (1 - backward)))))
-
-    # the shipped model scores these pairs differently in the two orders; a few steps with a heavy symmetry
-    # term pull the two orders' logits together
-    before = logit_gap(DEFAULT_CROSS_ENCODER)
-    assert before > 0.05
-    sym = TrainConfig(base_model=DEFAULT_CROSS_ENCODER, epochs=1, lr=3e-5, warmup=0.0, max_tokens=512, max_rows=4,
-                      eval_every=100, max_steps=4, threads=2, symmetric=50.0)
-    summary = train(sym, tmp_path / "sym", pairs=PAIRS * 4, val=PAIRS)
-    history = [json.loads(line) for line in (tmp_path / "sym" / "history.jsonl").read_text().splitlines()]
-    assert summary["steps"] == 4 and "order_gap" in history[-1]
-    assert logit_gap(tmp_path / "sym" / "best") < 0.8 * before
-
-
-def test_alignment_head_trains_from_a_mean_pooling_model(tmp_path):
-    from scanner.verify import AlignPairClassifier
-
-    config = TrainConfig(base_model=DEFAULT_CROSS_ENCODER, pooling="align", epochs=6, lr=1e-5, head_lr=1e-2,
-                         warmup=0.0, max_tokens=512, max_rows=8, eval_every=100, checkpoint_every=100, max_steps=6,
-                         threads=2)
-    summary = train(config, tmp_path, pairs=PAIRS, val=PAIRS)
-    net, _tok = load_cross_encoder(str(tmp_path / "best"), torch.device("cpu"))
-    assert type(net) is AlignPairClassifier
-    hidden = net.encoder.config.hidden_size
-    assert float(net.classifier.weight[0, hidden:].abs().sum()) > 0  # the difference features got weight
-    assert summary["losses"][-1] < summary["losses"][0]

@@ -23,8 +23,6 @@ def scorer():
     return CrossEncoderScorer(VerifyConfig(device="cpu"))
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped model (v2, validation accuracy 0.75) scores the paraphrase as low as the swap; "
-                   "issue #3 stays open until it does")
 def test_flight_example(scorer):
     threshold = model_threshold(DEFAULT_CROSS_ENCODER)
     a = "I took a flight from New York to Paris."
@@ -60,11 +58,11 @@ def test_both_orders_is_the_mean_of_the_two_orders_and_symmetric(scorer):
 
 def test_both_orders_has_its_own_threshold(tmp_path):
     (tmp_path / "scanner.json").write_text('{"threshold": 0.6, "threshold_both_orders": 0.7}')
-    assert VerifyConfig(model=str(tmp_path)).cut() == 0.6
-    assert VerifyConfig(model=str(tmp_path), both_orders=True).cut() == 0.7
-    assert VerifyConfig(model=str(tmp_path), both_orders=True, threshold=0.2).cut() == 0.2
+    assert VerifyConfig(model=str(tmp_path)).resolved_threshold() == 0.6
+    assert VerifyConfig(model=str(tmp_path), both_orders=True).resolved_threshold() == 0.7
+    assert VerifyConfig(model=str(tmp_path), both_orders=True, threshold=0.2).resolved_threshold() == 0.2
     (tmp_path / "scanner.json").write_text('{"threshold": 0.6}')  # a model that records no both-orders threshold
-    assert VerifyConfig(model=str(tmp_path), both_orders=True).cut() == 0.6
+    assert VerifyConfig(model=str(tmp_path), both_orders=True).resolved_threshold() == 0.6
     assert 0.0 < model_threshold(DEFAULT_CROSS_ENCODER, both_orders=True) < 1.0
 
 
@@ -104,48 +102,17 @@ def test_standard_sequence_classification_folders_load(tmp_path):
     assert model_threshold(str(tmp_path)) == 0.5  # no threshold recorded: the neutral default
 
 
-def test_align_features_compare_each_token_with_the_other_sentence():
-    from scanner.verify import align_features
+def test_a_pair_longer_than_the_input_is_the_mean_of_its_windows(tiny_verifier):
+    from scanner.verify import long_pair_windows
 
-    x, y, z = torch.eye(3)
-    pad = torch.full((3,), 9.0)
-    # pair 0: A = (x, y), B = (y, x): the same tokens, so every token finds itself in the other sentence
-    # pair 1: A = (x, y), B = (y, z): x has no counterpart in B, z none in A
-    hidden = torch.stack([torch.stack([x, y, y, x, pad]), torch.stack([x, y, y, z, pad])])
-    mask = torch.tensor([[1, 1, 1, 1, 0]] * 2)
-    segments = torch.tensor([[0, 0, 1, 1, 1]] * 2)
-    feats = align_features(hidden, mask, segments, torch.tensor(50.0))
-    assert feats.shape == (2, 9)
-    torch.testing.assert_close(feats[:, :3], torch.tensor([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25]]))  # padding left out
-    torch.testing.assert_close(feats[0, 3:], torch.zeros(6), atol=1e-6, rtol=0)
-    # x has no match in B, so it aligns to the mean of y and z: |x - (y + z) / 2| = (1, 0.5, 0.5); z likewise;
-    # the two y's align to each other
-    assert feats[1, 3:6].tolist() == pytest.approx([1.0, 0.5, 1.0], abs=1e-6)
-    assert feats[1, 6:].tolist() == pytest.approx([1.5 / 4, 1 / 4, 1.5 / 4], abs=1e-6)
-    # the head reads both sentences alike: swapping them gives the same features
-    swapped = torch.stack([hidden[1][[2, 3, 0, 1, 4]]])
-    torch.testing.assert_close(align_features(swapped, mask[:1], segments[:1], torch.tensor(50.0)), feats[1:])
-
-
-def test_align_classifier_starts_where_its_mean_pooling_model_was_and_round_trips(tmp_path):
-    from transformers import AutoTokenizer
-
-    from scanner.verify import AlignPairClassifier, MeanPoolPairClassifier
-
-    a = ["The angle of the dance tells the bees the direction of the food relative to the sun.", "I took a flight."]
-    b = ["The angle of the dance tells the bees the direction of the sun relative to the food.", "I flew."]
-    tok = AutoTokenizer.from_pretrained(DEFAULT_CROSS_ENCODER)
-    mean = MeanPoolPairClassifier.from_pretrained(DEFAULT_CROSS_ENCODER).float().eval()
-    align = AlignPairClassifier.from_pretrained(DEFAULT_CROSS_ENCODER).float().eval()
-    assert type(mean) is MeanPoolPairClassifier and type(align) is AlignPairClassifier
-    np.testing.assert_allclose(score_pairs(align, tok, a, b), score_pairs(mean, tok, a, b), atol=1e-6)
-    with torch.no_grad():
-        align.classifier.weight[0, 400] = 0.5  # give one difference feature weight
-        align.log_scale.fill_(2.0)
-    changed = score_pairs(align, tok, a, b)
-    assert not np.allclose(changed, score_pairs(mean, tok, a, b))
-    align.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    net, tok2 = load_cross_encoder(str(tmp_path), torch.device("cpu"))  # the head file says which kind it is
-    assert type(net) is AlignPairClassifier and float(net.log_scale) == pytest.approx(2.0)
-    np.testing.assert_allclose(score_pairs(net, tok2, a, b), changed, atol=1e-5)
+    net, tok = load_cross_encoder(str(tiny_verifier), torch.device("cpu"))
+    a = " ".join(f"word{i} of the first sentence" for i in range(12))
+    b = " ".join(f"token{i} in the second one" for i in range(12))
+    short = ("A short pair.", "Still short.")
+    tokens = len(tok(a, b)["input_ids"])
+    windows = long_pair_windows(a, b, tokens, 40)
+    assert len(windows) >= 2 and " ".join(w for w, _ in windows) == a and " ".join(w for _, w in windows) == b
+    got = score_pairs(net, tok, [a, short[0]], [b, short[1]], max_length=40)
+    each = score_pairs(net, tok, [w for w, _ in windows], [w for _, w in windows], max_length=40)
+    np.testing.assert_allclose(got[0], each.mean(), atol=1e-6)
+    np.testing.assert_allclose(got[1], score_pairs(net, tok, [short[0]], [short[1]], max_length=40)[0], atol=1e-6)

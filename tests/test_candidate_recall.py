@@ -1,0 +1,26 @@
+"""The candidate-recall measurement, on hand-made vectors whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines.candidate_recall import candidate_recall
+from pipelines.data import Pair
+
+
+def unit(*v: float) -> np.ndarray:
+    x = np.array(v, dtype=np.float32)
+    return x / np.linalg.norm(x)
+
+
+def test_recall_and_cost_follow_the_cosine_floor():
+    texts = ["close a", "close b", "far a", "far b", "Same text.", "same   TEXT."]
+    emb = np.stack([unit(1, 0.05, 0, 0), unit(1, 0, 0.05, 0),    # cosine ~0.997
+                    unit(0, 0, 1, 0), unit(0, 0.75, 0.66, 0),    # cosine ~0.66
+                    unit(0, 0, 0, 1), unit(0.9, 0, 0, -0.44)])   # identical after normalising, far apart as vectors
+    sets = {"s": [Pair("close a", "close b", 1, "x"), Pair("far a", "far b", 1, "x"), Pair("Same text.", "same   TEXT.", 1, "x"),
+                  Pair("close a", "far a", 0, "x")]}
+    rows = {(r["min_cosine"], r["top_k"]): r for r in candidate_recall(sets, emb, texts, (0.6, 0.7), (1, 3))}
+    assert rows[(0.6, 3)]["s"] == 1.0
+    assert rows[(0.7, 3)]["s"] == 2 / 3  # the far pair is below the floor; the identical pair is found by hash
+    assert rows[(0.7, 3)]["pairs_per_sentence"] < rows[(0.6, 3)]["pairs_per_sentence"]
