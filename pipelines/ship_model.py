@@ -166,8 +166,9 @@ roles, dates and numbers, negations.
 
 `scanner.match.decide`: a pair is flagged when its score reaches the threshold; then two rules may change that.
 The near-copy rule flags a pair whose words are the same, in the same order, up to case, punctuation, the
-articles and list numbering ("(i)" / "(a)"), whatever its score (the model alone scores some licence clauses
-that differ only in their numbering below 0.1). The swap rule (on by default, `--no-swap-rule`) rejects a pair
+articles, list numbering ("(i)" / "(a)") and changed numbers ("version 2" / "version 3", copyright years; numbers
+that only trade places are a swap, not a copy edit), whatever its score: the model alone rejects licence
+headers whose years differ (0.04-0.32) and some clauses that differ only in their numbering. The swap rule (on by default, `--no-swap-rule`) rejects a pair
 whose only difference is two spans trading places: the model itself rejects nearly all swaps, and the rule
 changes few decisions either way (the "swap rule on/off" rows and the list of pairs it decides, below); it stays
 on because it rejects the one kind of swap the model still lets through on the realistic set, two terms

@@ -148,12 +148,28 @@ def copy_skeleton(text: str) -> tuple[str, ...]:
     return tuple(w for w in (w.casefold().replace("’", "'") for w in _WORD.findall(text)) if w not in ARTICLES)
 
 
+_PLAIN_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+
+
 def near_copy(a: str, b: str) -> bool:
     """Whether ``b`` is ``a`` up to small copy edits (``copy_skeleton``): "For the purposes of this definition,
-    (i) the power ..." / "For purposes of this definition, (a) the power ...". Such a pair is reuse whatever
-    its length and whatever a cross-encoder makes of it."""
-    skeleton = copy_skeleton(a)
-    return bool(skeleton) and skeleton == copy_skeleton(b)
+    (i) the power ..." / "For purposes of this definition, (a) the power ...", or a copy whose numbers were
+    changed ("version 2 of the License" / "version 3 ...", "Copyright (C) 1989, 1991" / "(C) 1991, 1999"). Numbers
+    that only trade places are a swap, not a copy edit ("from 5% in 2010 to 9% in 2020" / "from 9% in 2010 to 5%
+    in 2020"). Such a pair is reuse whatever its length and whatever a cross-encoder makes of it; a changed
+    number also gets its ``numbers differ`` note."""
+    sa, sb = copy_skeleton(a), copy_skeleton(b)
+    if not sa or len(sa) != len(sb):
+        return False
+    if sa == sb:
+        return True
+
+    def masked(words: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+        numbers = sorted(w for w in words if _PLAIN_NUMBER.fullmatch(w))
+        return tuple("#" if _PLAIN_NUMBER.fullmatch(w) else w for w in words), numbers
+
+    (ma, na), (mb, nb) = masked(sa), masked(sb)
+    return ma == mb and na != nb
 
 
 def review_notes(a: str, b: str) -> list[str]:
@@ -167,7 +183,8 @@ EXACT_REASON = "identical after normalising case and whitespace"
 
 #: what the decision rules (``scanner.match.RULES``) add to the reason when they decide against the threshold
 SWAP_RULE = "rejected by the swap rule"
-NEAR_COPY = "flagged as a near-copy (the same words in the same order, up to case, punctuation, articles and list numbering)"
+NEAR_COPY = ("flagged as a near-copy (the same words in the same order, up to case, punctuation, articles, list "
+             "numbering and changed numbers)")
 
 
 def decision_reason(score: float, threshold: float, above: bool, a: str, b: str, rule: str | None = None) -> str:
