@@ -140,13 +140,18 @@ def score_pairs(
     long = [i for i, x in enumerate(ids) if len(x) > max_length]
     if long:
         return _score_with_windows(net, tokenizer, a, b, long, [len(x) for x in ids], **kwargs)
+    return _batched_scores(net, tokenizer, enc, max_tokens, batch_size, max_padding)
+
+
+def _batched_scores(net: Any, tokenizer: Any, enc: Any, max_tokens: int, batch_size: int,
+                    max_padding: float | None) -> np.ndarray:
+    """Probabilities for tokenized pairs, in length-sorted batches of at most ``max_tokens`` padded tokens."""
     device = next(net.parameters()).device
-    out = np.empty(len(ids), dtype=np.float32)
+    out = np.empty(len(enc["input_ids"]), dtype=np.float32)
     with torch.inference_mode():
-        for batch in token_batches([len(x) for x in ids], max_tokens, batch_size, max_padding):
+        for batch in token_batches([len(x) for x in enc["input_ids"]], max_tokens, batch_size, max_padding):
             feats = tokenizer.pad({k: [enc[k][i] for i in batch] for k in enc}, return_tensors="pt")
-            feats = {k: v.to(device) for k, v in feats.items()}
-            out[batch] = paraphrase_probability(net(**feats).logits).cpu().numpy()
+            out[batch] = paraphrase_probability(net(**{k: v.to(device) for k, v in feats.items()}).logits).cpu().numpy()
     return out
 
 
@@ -179,7 +184,8 @@ def _score_with_windows(net: Any, tokenizer: Any, a: Sequence[str], b: Sequence[
     # windows that are still too long (one side far longer than the other) are truncated as a last resort
     enc_len = [len(x) for x in tokenizer(xa, xb, truncation=False, verbose=False)["input_ids"]]
     if max(enc_len) > kwargs["max_length"]:
-        scores = _truncated_scores(net, tokenizer, xa, xb, **kwargs)
+        enc = tokenizer(xa, xb, truncation=True, max_length=kwargs["max_length"])
+        scores = _batched_scores(net, tokenizer, enc, kwargs["max_tokens"], kwargs["batch_size"], kwargs["max_padding"])
     else:
         scores = score_pairs(net, tokenizer, xa, xb, **kwargs)
     out = np.empty(len(a), dtype=np.float32)
@@ -188,18 +194,6 @@ def _score_with_windows(net: Any, tokenizer: Any, a: Sequence[str], b: Sequence[
     window_scores = scores[len(short) :]
     for i in long:
         out[i] = float(np.mean([s for s, o in zip(window_scores, owner, strict=True) if o == i]))
-    return out
-
-
-def _truncated_scores(net: Any, tokenizer: Any, a: list[str], b: list[str], *, max_length: int, max_tokens: int,
-                      batch_size: int, max_padding: float | None) -> np.ndarray:
-    device = next(net.parameters()).device
-    enc = tokenizer(a, b, truncation=True, max_length=max_length)
-    out = np.empty(len(a), dtype=np.float32)
-    with torch.inference_mode():
-        for batch in token_batches([len(x) for x in enc["input_ids"]], max_tokens, batch_size, max_padding):
-            feats = tokenizer.pad({k: [enc[k][i] for i in batch] for k in enc}, return_tensors="pt")
-            out[batch] = paraphrase_probability(net(**{k: v.to(device) for k, v in feats.items()}).logits).cpu().numpy()
     return out
 
 
