@@ -129,11 +129,12 @@ def validation_pairs(data_dir: Path = DEFAULT_DATA_DIR, mrpc_slice: bool = True)
     return split_wiki_dev(data_dir)[1] + (split_mrpc_train(data_dir)[1] if mrpc_slice else [])
 
 
-def verifier_pairs(data_dir: Path = DEFAULT_DATA_DIR, *, wiki_repeats: int = 1, mrpc_repeats: int = 1,
+def verifier_pairs(data_dir: Path = DEFAULT_DATA_DIR, *, wiki_repeats: int = 1, wiki_limit: int = 0,
+                   mrpc_repeats: int = 1,
                    qqp_limit: int = 0, realistic_repeats: int = 0, synthetic: int = 0, near_copies: int = 0,
                    negations: int = 0, seed: int = 0, parsed: bool = False) -> list[Pair]:
     """The training mixture of the DeBERTa verifier. Every validation slice is left out: PAWS-Wiki dev minus
-    its slice, MRPC train minus its slice, ``qqp_limit`` PAWS-QQP train pairs (0: all), the realistic training
+    its slice (``wiki_limit`` of them sampled, 0: all), MRPC train minus its slice, ``qqp_limit`` PAWS-QQP train pairs (0: all), the realistic training
     pairs, and pairs generated from the training sentences: PAWS-style swaps and moves (``synthetic``),
     near-copies (small edits, positives) and negations (negatives). ``parsed`` adds the generators that need
     spaCy's English tagger and parser (noun swaps, "X and Y" conjunct swaps)."""
@@ -142,6 +143,8 @@ def verifier_pairs(data_dir: Path = DEFAULT_DATA_DIR, *, wiki_repeats: int = 1, 
     rng = random.Random(seed)
     wiki = split_wiki_dev(data_dir)[0]
     mrpc_train = split_mrpc_train(data_dir)[0]
+    if wiki_limit:
+        wiki = rng.sample(wiki, min(wiki_limit, len(wiki)))
     qqp = paws_qqp("train", data_dir)
     if qqp_limit:
         qqp = rng.sample(qqp, min(qqp_limit, len(qqp)))

@@ -54,6 +54,7 @@ class TrainConfig:
     eval_every: int = 200
     checkpoint_every: int = 25
     wiki_repeats: int = 1
+    wiki_limit: int = 0  # PAWS-Wiki dev pairs sampled for training (0: all, minus the validation slice)
     mrpc_repeats: int = 1
     qqp_limit: int = 2500  # PAWS-QQP train pairs (0: all 11,988)
     realistic_repeats: int = 2
@@ -137,7 +138,8 @@ def train(config: TrainConfig, out: Path, data_dir: Path = DEFAULT_DATA_DIR,
     torch.manual_seed(config.seed)
 
     if pairs is None:
-        pairs = verifier_pairs(data_dir, wiki_repeats=config.wiki_repeats, mrpc_repeats=config.mrpc_repeats,
+        pairs = verifier_pairs(data_dir, wiki_repeats=config.wiki_repeats, wiki_limit=config.wiki_limit,
+                               mrpc_repeats=config.mrpc_repeats,
                                qqp_limit=config.qqp_limit, realistic_repeats=config.realistic_repeats,
                                synthetic=config.synthetic, near_copies=config.near_copies,
                                negations=config.negations, seed=config.seed)
