@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scanner.cache import embed_with_cache
-from scanner.candidates import exact_pairs, neighbour_pairs, neighbour_pairs_between, text_key, word_counts
+from scanner.candidates import neighbour_pairs_between, text_key
 from scanner.engine import Engine, open_engine
 from scanner.errors import ConfigError
 from scanner.exclusions import boilerplate_mask, quoted_mask
@@ -35,7 +35,7 @@ from scanner.ingest import discover
 from scanner.match import decide, score_distinct
 from scanner.reasons import EXACT_REASON
 from scanner.report import documents_table, write_report
-from scanner.scanning import ScanConfig, ScanResult, pairs_rows, read_collection, sentences_table
+from scanner.scanning import ScanConfig, ScanResult, find_pairs, read_collection, sentences_table
 from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, Match, conform
 from scanner.stats import Timer, run_metadata
 from scanner.topk import top_k_per_query
@@ -152,7 +152,8 @@ def run_against(
     for ix in ([index] if index else []) + [ReferenceIndex(w) for w in reference.exclude_index]:
         ix.check_embedder(config.embed.model)
     with read_collection(paths, config, out, engine, timer, notify, progress) as (engine, read, sent):
-        pairs, stats = _find_pairs_against(sent, read, index, reference, config, engine, timer, notify)
+        side = IndexSide(read, index, reference, config, engine)
+        pairs, stats = find_pairs(sent, config, engine, against=side, timer=timer, notify=notify)
     counted = pairs.set_column(0, "doc_a", pc.if_else(pc.equal(pairs["origin_a"], "reference"),
                                                       pc.binary_join_element_wise("reference:", pairs["doc_a"], ""), pairs["doc_a"]))
     documents = documents_table(read, counted)  # reference sentences must not count for a scanned doc of that name
@@ -172,77 +173,38 @@ def run_against(
     return result
 
 
-def _find_pairs_against(sent: pa.Table, read: pa.Table, index: ReferenceIndex | None, reference: ReferenceConfig,
-                        config: ScanConfig, engine: Engine, timer: Timer,
-                        notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
-    """Pairs (scanned x scanned unless ``--scope against``, scanned x reference) and the run's counts."""
-    cand = config.candidates
-    texts = sent["text"].to_pylist()
-    groups = np.unique(np.asarray(sent["doc"].to_pylist(), dtype=object), return_inverse=True)[1]
-    keys = np.fromiter((text_key(t) for t in texts), dtype=np.int64, count=len(texts))
-    long_enough = word_counts(texts) >= cand.min_words
-    quoted = _quoted(read) if reference.ignore_quotes else np.zeros(len(texts), bool)
-    notify("embed")
-    with timer.stage("embed"):
-        rows = np.flatnonzero(long_enough & ~quoted)
-        vectors, cached = embed_with_cache([texts[r] for r in rows], config, engine) if len(rows) else (np.zeros((0, 1), np.float32), 0)
-        emb = np.zeros((len(texts), vectors.shape[1]), np.float32)
-        emb[rows] = vectors
-    with timer.stage("boilerplate"):
-        boiler = boilerplate_mask(emb, keys, _exclusion_blocks(reference, config, engine), reference.boilerplate_cosine, rows)
-    active = long_enough & ~quoted & ~boiler
-    notify("candidates")
-    with timer.stage("candidates"):
-        if reference.compare_scanned:
-            ex_i, ex_j = exact_pairs(keys, groups, cand.scope, active)
-            nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=active)
-        else:
-            ex_i = ex_j = nb_i = nb_j = np.zeros(0, np.int64)
-            nb_cos = np.zeros(0, np.float32)
-        refp, ref = (_reference_candidates(index, emb, keys, np.flatnonzero(active), config, reference.reference_batch, cand.min_words)
-                     if index is not None else _no_reference())
-    ref_texts = ref["text"].to_pylist()
-    notify("verify")
-    with timer.stage("verify"):
-        side_a = [texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]]
-        side_b = [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]]
-        scores, distinct = score_distinct(side_a, side_b, config.verify, engine)
-    decided = decide(scores, side_a, side_b, config.verify)
-    threshold = decided.threshold
-    keep = decided.flagged | config.keep_rejected
-    n = len(nb_i)
+@dataclass
+class IndexSide:
+    """A scan's other side when it runs against a reference index (``scanning.Against``): quoted sentences
+    and boilerplate left out, and each scanned sentence's top-k neighbours among the index's sentences."""
 
-    def take(part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
-        """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the decided pairs."""
-        rows = np.arange(len(scores))[part][keep[part]]
-        kept = keep[part]
-        return a[kept], b[kept], cosine[kept], scores[rows], decided.matches(rows), decided.reasons(rows)
+    read: pa.Table
+    index: ReferenceIndex | None
+    reference: ReferenceConfig
+    config: ScanConfig
+    engine: Engine
 
-    ex_cos = np.einsum("ij,ij->i", emb[ex_i], emb[ex_j]) if len(ex_i) else np.zeros(0, np.float32)
-    scanned = [
-        pairs_rows(sent, ex_i, ex_j, np.clip(ex_cos, -1, 1), np.ones(len(ex_i)), [Match.EXACT.value] * len(ex_i),
-                   [EXACT_REASON] * len(ex_i)),
-        pairs_rows(sent, *take(slice(0, n), nb_i, nb_j, nb_cos)),
-    ]
-    ex_n = len(refp["ex_new"])
-    against = [
-        pairs_rows(sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(ex_n), [Match.EXACT.value] * ex_n,
-                   [EXACT_REASON] * ex_n, side_a=ref),
-        pairs_rows(sent, *take(slice(n, None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"]), side_a=ref),
-    ]
-    origins = ["scanned"] * sum(t.num_rows for t in scanned) + ["reference"] * sum(t.num_rows for t in against)
-    pairs = pa.concat_tables(scanned + against).append_column("origin_a", pa.array(origins, pa.string()))
-    pairs = conform(pairs, REFERENCE_PAIRS, "pairs").sort_by(
-        [("doc_a", "ascending"), ("index_a", "ascending"), ("doc_b", "ascending"), ("index_b", "ascending"), ("origin_a", "ascending")])
-    stats = {
-        "sentences_searched": int(active.sum()), "sentences_short": int((~long_enough).sum()),
-        "sentences_quoted": int((quoted & long_enough).sum()), "sentences_boilerplate": int(boiler.sum()),
-        "distinct_sentences": len(np.unique(keys[active])), "embeddings_from_cache": cached,
-        "reference_documents": len(index.documents) if index else 0, "reference_sentences": index.sentences if index else 0,
-        "exact_pairs": len(ex_i) + ex_n, "candidate_pairs": len(scores), "pairs_cross_encoded": distinct,
-        "paraphrase_pairs": int(decided.flagged.sum()), "rejected_pairs": int((~decided.flagged).sum()), "threshold": threshold,
-    }
-    return pairs, stats
+    @property
+    def compare_scanned(self) -> bool:
+        return self.reference.compare_scanned
+
+    def left_out(self, sent: pa.Table) -> np.ndarray:
+        return _quoted(self.read) if self.reference.ignore_quotes else np.zeros(sent.num_rows, bool)
+
+    def boilerplate(self, emb: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        blocks = _exclusion_blocks(self.reference, self.config, self.engine)
+        return boilerplate_mask(emb, keys, blocks, self.reference.boilerplate_cosine, rows)
+
+    def candidates(self, emb: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> tuple[dict[str, np.ndarray], pa.Table]:
+        if self.index is None:
+            return _no_reference()
+        cand = self.config.candidates
+        return _reference_candidates(self.index, emb, keys, rows, self.config, self.reference.reference_batch,
+                                     cand.min_words)
+
+    def counts(self) -> dict[str, Any]:
+        return {"reference_documents": len(self.index.documents) if self.index else 0,
+                "reference_sentences": self.index.sentences if self.index else 0}
 
 
 def _no_reference() -> tuple[dict[str, np.ndarray], pa.Table]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +29,7 @@ from scanner.match import decide, score_distinct
 from scanner.modelfiles import model_fingerprint, preflight
 from scanner.reasons import EXACT_REASON
 from scanner.report import check_writable, documents_table, write_report
-from scanner.schema import PAIRS, SENTENCES, Match, conform
+from scanner.schema import PAIRS, REFERENCE_PAIRS, SENTENCES, Match, conform
 from scanner.segment import SegmentConfig
 from scanner.stats import Timer, run_metadata
 from scanner.verify import VerifyConfig
@@ -204,7 +204,7 @@ def run_scan(
     started, timer = time.perf_counter(), Timer()
     notify = on_stage or (lambda _name: None)
     with read_collection(paths, config, out, engine, timer, notify, progress) as (engine, read, sent):
-        pairs, stats = _find_pairs(sent, config, engine, timer, notify)
+        pairs, stats = find_pairs(sent, config, engine, timer=timer, notify=notify)
     documents = documents_table(read, pairs)
     segmenter = next((s for s in read["segmenter"].to_pylist() if s), "none")
     metadata = run_metadata(config, read, sent, pairs, stats, segmenter, engine.description, timer, started)
@@ -216,68 +216,120 @@ def run_scan(
     return result
 
 
-def find_pairs(sentences: pa.Table, config: ScanConfig, engine: Engine) -> tuple[pa.Table, dict[str, Any]]:
-    """The scan's matching stages (exact, embed, candidates, verify) on a ready ``SENTENCES`` table.
+class Against(Protocol):
+    """What a scan against a reference index adds to ``find_pairs`` (``scanner.reference.IndexSide``): rows left
+    out before embedding (quotes), rows left out by their vectors (boilerplate), and the candidate pairs with the
+    index's sentences."""
 
-    For callers that have sentences rather than files (``scanner.dedupe``); returns (pairs, counts)."""
-    return _find_pairs(conform(sentences, SENTENCES, "sentences"), config, engine, Timer(), lambda _name: None)
+    compare_scanned: bool
+
+    def left_out(self, sent: pa.Table) -> np.ndarray: ...
+
+    def boilerplate(self, emb: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> np.ndarray: ...
+
+    def candidates(self, emb: np.ndarray, keys: np.ndarray,
+                   rows: np.ndarray) -> tuple[dict[str, np.ndarray], pa.Table]: ...
+
+    def counts(self) -> dict[str, Any]: ...
 
 
-def _find_pairs(sent: pa.Table, config: ScanConfig, engine: Engine, timer: Timer,
-                notify: Callable[[str], None]) -> tuple[pa.Table, dict[str, Any]]:
+def find_pairs(sentences: pa.Table, config: ScanConfig, engine: Engine, *, against: Against | None = None,
+               timer: Timer | None = None,
+               notify: Callable[[str], None] | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """Every scan's matching on a ``SENTENCES`` table: exact pairs by hash, then embeddings, top-k candidates,
+    ``score_distinct`` and ``decide``. Within the collection, and with ``against`` also with a reference
+    index's sentences (those pairs carry ``origin_a = "reference"``). ``run_scan``, ``run_against`` and
+    ``scanner.dedupe`` all match here. Returns the report's pairs and the run's counts."""
+    sent = conform(sentences, SENTENCES, "sentences")
+    timer, notify = timer or Timer(), notify or (lambda _name: None)
     cand = config.candidates
     texts = sent["text"].to_pylist()
     groups = np.unique(np.asarray(sent["doc"].to_pylist(), dtype=object), return_inverse=True)[1]
-    active = word_counts(texts) >= cand.min_words
+    long_enough = word_counts(texts) >= cand.min_words
     keys = np.fromiter((text_key(t) for t in texts), dtype=np.int64, count=len(texts))
-    with timer.stage("exact"):
-        ex_i, ex_j = exact_pairs(keys, groups, cand.scope, active)
-    n_distinct = len(np.unique(keys[active]))
-    searched, estimate = active, None
-    if config.embed.model != HASHING and cand.uses_prefilter(n_distinct):
+    left_out = against.left_out(sent) if against is not None else np.zeros(len(texts), bool)
+    active = long_enough & ~left_out
+    searched, estimate, prefiltered = active, None, False
+    # the pre-filter drops sentences with no near neighbour in the collection: against an index it cannot know
+    if against is None and config.embed.model != HASHING and cand.uses_prefilter(len(np.unique(keys[active]))):
         notify("prefilter")
         with timer.stage("prefilter"):
             kept, estimate = _prefilter(texts, groups, keys, active, config)
         if (kept != active).any():
-            searched = active & kept
+            searched, prefiltered = active & kept, True
     # embed each distinct (normalised) sentence once
-    act_rows = np.flatnonzero(searched)
-    uniq_keys, first, inverse = np.unique(keys[act_rows], return_index=True, return_inverse=True)
+    rows = np.flatnonzero(searched)
+    uniq_keys, first, inverse = np.unique(keys[rows], return_index=True, return_inverse=True)
     notify("embed")
     with timer.stage("embed"):
-        vectors, cached = embed_with_cache([texts[act_rows[f]] for f in first], config, engine)
-    dim = vectors.shape[1] if vectors.size else 1
-    emb = np.zeros((len(texts), dim), dtype=np.float32)
-    if len(act_rows):
-        emb[act_rows] = vectors[inverse]
+        vectors, cached = embed_with_cache([texts[rows[f]] for f in first], config, engine)
+    emb = np.zeros((len(texts), vectors.shape[1] if vectors.size else 1), dtype=np.float32)
+    if len(rows):
+        emb[rows] = vectors[inverse]
+    boiler = np.zeros(len(texts), bool)
+    if against is not None:
+        with timer.stage("boilerplate"):
+            boiler = against.boilerplate(emb, keys, rows)
+        active, searched = active & ~boiler, searched & ~boiler
+    within = against is None or against.compare_scanned
+    with timer.stage("exact"):
+        ex_i, ex_j = exact_pairs(keys, groups, cand.scope, active) if within else (np.zeros(0, np.int64),) * 2
     notify("candidates")
     with timer.stage("candidates"):
-        nb_i, nb_j, nb_cos = neighbour_pairs(emb, groups, cand, keys=keys, active=searched)
+        nb_i, nb_j, nb_cos = (neighbour_pairs(emb, groups, cand, keys=keys, active=searched) if within
+                              else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)))
+        refp, ref = (against.candidates(emb, keys, np.flatnonzero(active)) if against is not None
+                     else (_NO_PAIRS, None))
     notify("verify")
-    side_a, side_b = [texts[i] for i in nb_i], [texts[j] for j in nb_j]
+    ref_texts = [] if ref is None else ref["text"].to_pylist()
+    side_a = [texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]]
+    side_b = [texts[j] for j in nb_j] + [texts[i] for i in refp["nb_new"]]
     with timer.stage("verify"):
         scores, n_scored = score_distinct(side_a, side_b, config.verify, engine)
     decided = decide(scores, side_a, side_b, config.verify)
-    flagged, threshold = decided.flagged, decided.threshold
-    keep = np.flatnonzero(flagged | config.keep_rejected)
-    tables = [
-        # identical texts share one vector, so their cosine is 1 (and needs no embedding at all)
-        pairs_rows(sent, ex_i, ex_j, np.ones(len(ex_i)), np.ones(len(ex_i)), [Match.EXACT.value] * len(ex_i),
-                    [EXACT_REASON] * len(ex_i)),
-        pairs_rows(sent, nb_i[keep], nb_j[keep], nb_cos[keep], scores[keep], decided.matches(keep),
-                    decided.reasons(keep)),
-    ]
-    pairs = pa.concat_tables(tables).sort_by([("doc_a", "ascending"), ("index_a", "ascending"),
-                                              ("doc_b", "ascending"), ("index_b", "ascending")])
+    keep = decided.flagged | config.keep_rejected
+
+    def kept(part: slice, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[Any, ...]:
+        """(a, b, cosine, score, match, reason) of the kept pairs in ``part`` of the decided pairs."""
+        at = np.arange(len(scores))[part][keep[part]]
+        mask = keep[part]
+        return a[mask], b[mask], cosine[mask], scores[at], decided.matches(at), decided.reasons(at)
+
+    # identical texts share one vector, so their cosine is 1 (and needs no embedding at all)
+    tables = [pairs_rows(sent, ex_i, ex_j, np.ones(len(ex_i)), np.ones(len(ex_i)), [Match.EXACT.value] * len(ex_i),
+                         [EXACT_REASON] * len(ex_i)),
+              pairs_rows(sent, *kept(slice(0, len(nb_i)), nb_i, nb_j, nb_cos))]
+    order = [("doc_a", "ascending"), ("index_a", "ascending"), ("doc_b", "ascending"), ("index_b", "ascending")]
+    if ref is None:
+        pairs = pa.concat_tables(tables).sort_by(order)
+    else:
+        n_ex = len(refp["ex_new"])
+        outside = [pairs_rows(sent, refp["ex_ref"], refp["ex_new"], refp["ex_cos"], np.ones(n_ex),
+                              [Match.EXACT.value] * n_ex, [EXACT_REASON] * n_ex, side_a=ref),
+                   pairs_rows(sent, *kept(slice(len(nb_i), None), refp["nb_ref"], refp["nb_new"], refp["nb_cos"]),
+                              side_a=ref)]
+        origins = ["scanned"] * sum(t.num_rows for t in tables) + ["reference"] * sum(t.num_rows for t in outside)
+        pairs = pa.concat_tables(tables + outside).append_column("origin_a", pa.array(origins, pa.string()))
+        pairs = conform(pairs, REFERENCE_PAIRS, "pairs").sort_by([*order, ("origin_a", "ascending")])
     stats = {
-        "sentences_searched": int(active.sum()), "sentences_short": int((~active).sum()),
-        "distinct_sentences": n_distinct, "sentences_embedded": len(uniq_keys),
-        "sentences_prefiltered_out": int((active & ~searched).sum()), "embeddings_from_cache": cached, "exact_pairs": len(ex_i), "candidate_pairs": len(nb_i),
-        "pairs_cross_encoded": n_scored, "paraphrase_pairs": int(flagged.sum()),
-        "rejected_pairs": int((~flagged).sum()), "threshold": threshold, "prefilter": searched is not active,
-        "prefilter_estimate": estimate,
+        "sentences_searched": int(active.sum()), "sentences_short": int((~long_enough).sum()),
+        "distinct_sentences": len(np.unique(keys[active])), "sentences_embedded": len(uniq_keys),
+        "sentences_prefiltered_out": int((active & ~searched).sum()), "embeddings_from_cache": cached,
+        "exact_pairs": len(ex_i) + len(refp["ex_new"]), "candidate_pairs": len(scores),
+        "pairs_cross_encoded": n_scored, "paraphrase_pairs": int(decided.flagged.sum()),
+        "rejected_pairs": int((~decided.flagged).sum()), "threshold": decided.threshold,
+        "prefilter": prefiltered, "prefilter_estimate": estimate,
     }
+    if against is not None:
+        stats.update(sentences_quoted=int((left_out & long_enough).sum()), sentences_boilerplate=int(boiler.sum()),
+                     **against.counts())
     return pairs, stats
+
+
+_NO_PAIRS: dict[str, np.ndarray] = {
+    **{k: np.zeros(0, np.int64) for k in ("ex_new", "ex_ref", "nb_new", "nb_ref")},
+    "ex_cos": np.zeros(0, np.float32), "nb_cos": np.zeros(0, np.float32),
+}
 
 
 def _prefilter(texts: list[str], groups: np.ndarray, keys: np.ndarray, active: np.ndarray,
