@@ -38,7 +38,7 @@ from scanner.report import documents_table, write_report
 from scanner.scanning import ScanConfig, ScanResult, find_pairs, read_collection, sentences_table
 from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, Match, conform
 from scanner.stats import Timer, run_metadata
-from scanner.topk import top_k_per_query
+from scanner.topk import banded, top_k_per_query
 
 REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
 
@@ -75,11 +75,13 @@ class ReferenceConfig:
 
 
 def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarray, rows: np.ndarray,
-                          config: ScanConfig, batch_rows: int, min_words: int) -> tuple[dict[str, np.ndarray], pa.Table]:
+                          config: ScanConfig, batch_rows: int, min_words: int,
+                          band: bool = False) -> tuple[dict[str, np.ndarray], pa.Table]:
     """Exact and top-k pairs (scanned row, reference row) over the index, batch by batch.
 
     Returns arrays ``ex_new``/``ex_ref``/``ex_cos`` (identical sentences) and ``nb_new``/``nb_ref``/``nb_cos``
-    (each scanned row's top-k neighbours), ``*_new`` being sentence rows and ``*_ref`` rows of the returned
+    (each scanned row's top-k neighbours; with ``band``, below the scan's ``band_cosine`` only the row's
+    ``band_top_k`` best), ``*_new`` being sentence rows and ``*_ref`` rows of the returned
     table of reference sentences: only the rows some pair uses are kept, so memory does not grow with the
     index."""
     ex_new, ex_ref, nb_new, nb_ref = [np.zeros(0, np.int64)] * 4
@@ -101,6 +103,10 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
         used = np.union1d(ex_ref, nb_ref)  # keep only the reference rows some pair still uses
         kept = [t.filter(pc.is_in(t["gid"], pa.array(used))) for t in kept]
         offset += len(batch)
+    cand = config.candidates
+    if band and cand.band_cosine > cand.min_cosine and len(nb_cos):  # the scan's low band (CandidateConfig)
+        keep = banded(nb_new, nb_ref, nb_cos, cand.band_cosine, cand.band_top_k)
+        nb_new, nb_ref, nb_cos = nb_new[keep], nb_ref[keep], nb_cos[keep]
     ref = pa.concat_tables(kept) if kept else None
     gids = ref["gid"].to_numpy() if ref is not None else np.zeros(0, np.int64)
     local = {g: i for i, g in enumerate(gids.tolist())}
@@ -200,7 +206,7 @@ class IndexSide:
             return _no_reference()
         cand = self.config.candidates
         return _reference_candidates(self.index, emb, keys, rows, self.config, self.reference.reference_batch,
-                                     cand.min_words)
+                                     cand.min_words, band=True)
 
     def counts(self) -> dict[str, Any]:
         return {"reference_documents": len(self.index.documents) if self.index else 0,

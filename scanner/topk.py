@@ -69,6 +69,14 @@ def top_k_per_row(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, k: int
     return order[np.arange(len(order)) - first < k]
 
 
+def banded(rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, floor: float, k: int) -> np.ndarray:
+    """Mask of the edges (row -> col) to keep: every edge scoring at least ``floor``, and below it only the
+    edges among their row's ``k`` best (highest score, then lowest column)."""
+    keep = np.asarray(scores) >= floor
+    keep[top_k_per_row(np.asarray(rows), np.asarray(cols), np.asarray(scores), k)] = True
+    return keep
+
+
 def merge_top_k(best_s: np.ndarray, best_j: np.ndarray, scores: np.ndarray, cols: np.ndarray,
                 k: int) -> tuple[np.ndarray, np.ndarray]:
     """Merge a block of ``scores`` (rows x cols, column ids ``cols``) into running per-row top-k lists.

@@ -24,3 +24,17 @@ def test_recall_and_cost_follow_the_cosine_floor():
     assert rows[(0.6, 3)]["s"] == 1.0
     assert rows[(0.7, 3)]["s"] == 2 / 3  # the far pair is below the floor; the identical pair is found by hash
     assert rows[(0.7, 3)]["pairs_per_sentence"] < rows[(0.6, 3)]["pairs_per_sentence"]
+
+
+def test_the_low_band_costs_less_and_keeps_each_sentences_best():
+    # a: its paraphrase at cosine 0.6 is its best neighbour, a related sentence at 0.56 second, and that
+    # sentence's own best is "c" (0.81): below 0.7, the a/related pair is nobody's best
+    texts = ["a", "a rewrite", "a related", "b", "b rewrite", "c"]
+    emb = np.stack([unit(1, 0, 0, 0), unit(0.6, 0.8, 0, 0), unit(0.56, 0, 0.83, 0),
+                    unit(0, 0, 0, 1), unit(0, 0.05, 0, 1), unit(0, 0, 1, 0.2)])
+    sets = {"s": [Pair("a", "a rewrite", 1, "x"), Pair("b", "b rewrite", 1, "x")]}
+    rows = candidate_recall(sets, emb, texts, (0.5,), (3,), bands=((0.7, 1),))
+    plain, banded = rows
+    assert (plain["band"], banded["band"]) == ("none", "below 0.7: top 1")
+    assert plain["s"] == banded["s"] == 1.0
+    assert banded["pairs_per_sentence"] < plain["pairs_per_sentence"]

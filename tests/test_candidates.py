@@ -17,7 +17,8 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 
 def oracle(emb, groups, config, keys=None):
-    """Brute force: full n x n matrix, per-row top-k among allowed rows, union, i < j."""
+    """Brute force: full n x n matrix, per-row top-k among allowed rows (below the band cosine only the first
+    ``band_top_k`` of them), union, i < j."""
     sims = emb @ emb.T
     n = len(emb)
     pairs = {}
@@ -26,19 +27,21 @@ def oracle(emb, groups, config, keys=None):
             (config.scope == "cross" and groups[i] != groups[j]) or (config.scope == "within" and groups[i] == groups[j])
             or config.scope == "all") and (keys is None or keys[i] != keys[j])]
         top = sorted(allowed, key=lambda j: (-sims[i, j], j))[: config.top_k]
-        for j in top:
-            if sims[i, j] >= config.min_cosine:
+        for rank, j in enumerate(top):
+            if sims[i, j] >= config.min_cosine and (sims[i, j] >= config.band_cosine or rank < config.band_top_k):
                 pairs[(min(i, j), max(i, j))] = sims[i, j]
     return pairs
 
 
 @pytest.mark.parametrize("scope", ["cross", "within", "all"])
 @pytest.mark.parametrize("query_chunk,corpus_chunk", [(1, 1), (3, 7), (5, 2), (64, 64), (1000, 1000)])
-def test_chunked_search_equals_brute_force(scope, query_chunk, corpus_chunk):
+@pytest.mark.parametrize("band", [(0.1, 1), (0.4, 1), (0.4, 2)])
+def test_chunked_search_equals_brute_force(scope, query_chunk, corpus_chunk, band):
     rng = np.random.default_rng(7)
     emb = unit(rng, 41, 8)
     groups = rng.integers(0, 4, size=41)
-    config = CandidateConfig(top_k=3, min_cosine=0.1, scope=scope, query_chunk=query_chunk, corpus_chunk=corpus_chunk)
+    config = CandidateConfig(top_k=3, min_cosine=0.1, scope=scope, query_chunk=query_chunk, corpus_chunk=corpus_chunk,
+                             band_cosine=band[0], band_top_k=band[1])
     i, j, cos = neighbour_pairs(emb, groups, config)
     got = {(a, b): c for a, b, c in zip(i.tolist(), j.tolist(), cos.tolist(), strict=True)}
     want = oracle(emb, groups, config)
@@ -56,7 +59,7 @@ def test_equal_keys_and_inactive_rows_are_left_out():
     groups = np.arange(10)
     active = np.ones(10, bool)
     active[3] = False
-    config = CandidateConfig(top_k=9, min_cosine=-1.0, scope="all")
+    config = CandidateConfig(top_k=9, min_cosine=-1.0, band_cosine=-1.0, scope="all")
     i, j, _ = neighbour_pairs(emb, groups, config, keys=keys, active=active)
     pairs = set(zip(i.tolist(), j.tolist(), strict=True))
     assert (0, 5) not in pairs
@@ -110,7 +113,8 @@ def test_bad_config_is_refused(kwargs):
 def mutual_oracle(emb, groups, config):
     """Brute force: pairs where each row is among the other's top-k (and above the floor)."""
     directed = set()
-    plain = oracle(emb, groups, CandidateConfig(top_k=config.top_k, min_cosine=config.min_cosine, scope=config.scope))
+    plain = oracle(emb, groups, CandidateConfig(top_k=config.top_k, min_cosine=config.min_cosine,
+                                                band_cosine=config.band_cosine, scope=config.scope))
     sims = emb @ emb.T
     n = len(emb)
     for i in range(n):
@@ -130,7 +134,8 @@ def test_mutual_top_k_equals_brute_force(scope, chunks):
     rng = np.random.default_rng(11)
     emb = unit(rng, 37, 6)
     groups = rng.integers(0, 4, size=37)
-    config = CandidateConfig(top_k=3, min_cosine=0.0, scope=scope, mutual=True, query_chunk=chunks[0], corpus_chunk=chunks[1])
+    config = CandidateConfig(top_k=3, min_cosine=0.0, band_cosine=0.0, scope=scope, mutual=True, query_chunk=chunks[0],
+                             corpus_chunk=chunks[1])
     i, j, _ = neighbour_pairs(emb, groups, config)
     assert set(zip(i.tolist(), j.tolist(), strict=True)) == mutual_oracle(emb, groups, config)
 
@@ -139,14 +144,14 @@ def test_budget_keeps_the_highest_cosines():
     rng = np.random.default_rng(5)
     emb = unit(rng, 50, 6)
     groups = np.arange(50)
-    plain = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0))
-    capped = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0, budget=0.5))
+    plain = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0, band_cosine=-1.0))
+    capped = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0, band_cosine=-1.0, budget=0.5))
     assert len(capped[0]) == 25 < len(plain[0])
     kept = set(zip(capped[0].tolist(), capped[1].tolist(), strict=True))
     assert kept <= set(zip(plain[0].tolist(), plain[1].tolist(), strict=True))
     assert capped[2].min() >= np.sort(plain[2])[::-1][24] - 1e-6  # the 25 best survive
     assert np.all(np.diff(capped[0]) >= 0)  # still sorted by (i, j)
-    roomy = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0, budget=100.0))
+    roomy = neighbour_pairs(emb, groups, CandidateConfig(top_k=4, min_cosine=-1.0, band_cosine=-1.0, budget=100.0))
     assert all(np.array_equal(a, b) for a, b in zip(roomy, plain, strict=True))
 
 
@@ -160,7 +165,22 @@ def test_select_pairs_dedups_and_requires_both_directions():
     assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 2), (1, 3)]
 
 
-@pytest.mark.parametrize("kwargs", [{"budget": 0}, {"budget": -1.0}, {"search": "hnsw"}])
+def test_the_low_band_keeps_only_each_sentences_best():
+    # 0 -> 1 (0.9) and 0 -> 2 (0.6); 2's own best is 3 (0.65); 4's best is 2 (0.58)
+    i = np.array([0, 0, 2, 2, 4])
+    j = np.array([1, 2, 3, 0, 2])
+    cos = np.array([0.9, 0.6, 0.65, 0.6, 0.58], dtype=np.float32)
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(), searched=5)
+    # (0, 2) is nobody's best below 0.7: left out; (2, 3) is 2's best, (2, 4) is 4's best
+    assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 1), (2, 3), (2, 4)]
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(band_top_k=2), searched=5)
+    assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 1), (0, 2), (2, 3), (2, 4)]
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(band_cosine=0.55), searched=5)  # at the floor: no band
+    assert len(lo) == 4
+
+
+@pytest.mark.parametrize("kwargs", [{"budget": 0}, {"budget": -1.0}, {"search": "hnsw"}, {"band_top_k": 0},
+                                    {"band_top_k": 6}, {"band_cosine": 1.5}])
 def test_bad_limits_are_refused(kwargs):
     with pytest.raises(ConfigError):
         CandidateConfig(**kwargs)

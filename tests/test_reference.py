@@ -19,7 +19,7 @@ from scanner.scanning import ScanConfig, run_scan
 
 #: top_k above the number of candidates, so per-sentence top-k lists never crowd a pair out: then the one-way
 #: search and the full scan must find exactly the same new x reference pairs
-WIDE = {"embedder": "hashing", "min_cosine": 0.3, "top_k": 50, "keep_rejected": True}
+WIDE = {"embedder": "hashing", "min_cosine": 0.3, "band_cosine": 0.3, "top_k": 50, "keep_rejected": True}
 VOLCANO = "Volcanoes form where molten rock from deep inside the Earth rises to the surface."
 
 
@@ -151,8 +151,10 @@ def test_cli_search(hashing_index):
 
 def test_real_models_one_way_scan_on_the_examples(examples_dir, tmp_path, local_engine):
     """The packaged MiniLM and the shipped cross-encoder: the one-way scan finds what the full scan finds
-    between submissions and sources, and refuses the index when asked to use the hashing embedder."""
-    config = dataclasses.replace(ScanConfig(keep_rejected=True), candidates=dataclasses.replace(ScanConfig().candidates, top_k=50))
+    between submissions and sources (no low band: its ranks differ between the two searches), and refuses the
+    index when asked to use the hashing embedder."""
+    wide = dataclasses.replace(ScanConfig().candidates, top_k=50, band_cosine=ScanConfig().candidates.min_cosine)
+    config = dataclasses.replace(ScanConfig(keep_rejected=True), candidates=wide)
     where = tmp_path / "index"
     built = update_index([examples_dir / "sources"], where, config, engine=local_engine)
     assert built.documents == 3 and built.embedded == built.sentences
