@@ -53,7 +53,7 @@ def mrpc(split: str, data_dir: Path = DEFAULT_DATA_DIR) -> list[Pair]:
 
 def realistic(split: str, folder: Path = REALISTIC_DIR) -> list[Pair]:
     """The project's hand-written realistic pairs, ``train`` or ``validation``; ``source`` is ``realistic-KIND``
-    (rewrite, near_copy, swap_role, swap_place, swap_date_number, negation, swap_other)."""
+    (rewrite, near_copy, swap_role, swap_place, swap_date_number, negation, swap_other, related)."""
     path = folder / f"{split}.tsv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")

@@ -8,7 +8,7 @@ Every threshold comes from the validation slices (fixed groups of PAWS-Wiki dev 
 training never sees, ``pipelines.data.validation_pairs``): the cross-encoder uses the threshold recorded with
 the model, the cosine baseline the cosine that maximises accuracy on the same slices. Nothing is tuned on a
 test split or on the realistic set. "shipped decision" rows are exactly what ``scan`` and ``scan check``
-decide (``scanner.reasons.flag``: the threshold, then the swap rule, which is on by default); the rows
+decide (``scanner.match.decide``: the threshold, then the rules, on by default); the rows
 without the rule are the model alone. The realistic set (``pipelines/realistic/validation.tsv``) is also
 reported by kind: the share flagged of rewrites and near-copies (recall) and of each kind of meaning-changing
 swap. Also measures how fast the model scores pairs against a roberta-base-sized model (same architecture

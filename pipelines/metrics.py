@@ -52,6 +52,24 @@ def classification_report(labels: np.ndarray, scores: np.ndarray, threshold: flo
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """The threshold that maximises accuracy, midway between adjacent distinct scores (validation only)."""
+    cuts, correct = _accuracy_by_cut(labels, scores)
+    return float(cuts[int(np.argmax(correct))])
+
+
+def plateau_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The middle of the near-optimal cuts: the median of every cut whose accuracy is within one standard error
+    of the best (validation only). A verifier's accuracy is flat over a wide range of cuts, and the single best
+    cut of a flat curve moves with a handful of pairs; the middle of that range does not."""
+    cuts, correct = _accuracy_by_cut(labels, scores)
+    n = len(np.asarray(labels))
+    best = correct.max() / n
+    near = correct / n >= best - np.sqrt(best * (1 - best) / n)
+    return float(np.median(cuts[near]))
+
+
+def _accuracy_by_cut(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every realisable cut (midway between adjacent distinct scores, and beyond both ends) and the number of
+    pairs it decides correctly."""
     labels = np.asarray(labels).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-scores, kind="mergesort")
@@ -61,8 +79,7 @@ def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     cuts = np.concatenate([[s[0] + 1e-6], (s[:-1] + s[1:]) / 2, [s[-1] - 1e-6]])
     # only cut between distinct scores, else the cut is not realisable by a threshold
     valid = np.concatenate([[True], s[:-1] != s[1:], [True]])
-    best = int(np.argmax(np.where(valid, correct, -1)))
-    return float(cuts[best])
+    return cuts[valid], correct[valid]
 
 
 def order_agreement(forward: np.ndarray, backward: np.ndarray, threshold: float) -> dict[str, float]:

@@ -39,7 +39,7 @@ from scanner.verify import score_pairs
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Defaults are the settings of the shipped model's run."""
+    """Defaults are the settings of the shipped model's first stage (its second: the model card)."""
 
     # a transformers sequence-classification folder: the rebuilt NLI model, or a trained verifier to continue
     base_model: str = "runs/deberta-nli"

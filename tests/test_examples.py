@@ -14,9 +14,10 @@ from scanner.cli import cli
 
 EXPECTED = json.loads((REPO / "examples" / "expected.json").read_text())
 #: planted cases the shipped model still decides wrongly: strict xfails, so a better model that gets them right
-#: fails these tests until the entry is removed (none today; the lava/magma swap, which the model scores 0.96, is
-#: a pure span swap that the swap rule rejects)
-MODEL_MISSES: set[str] = set()
+#: fails these tests until the entry is removed. The lava/magma swap, which the model scores 0.96, is a pure span
+#: swap that the swap rule rejects. "she guided" / "guided her" (a role swap through a pronoun's case, not a span
+#: swap) scores 0.91 (model card, Limitations); the verifier before it happened to score it 0.25.
+MODEL_MISSES: set[str] = {"The ship that guided her safely into the harbour was carrying two hundred passengers."}
 
 
 def cases(kind: str) -> list:
@@ -57,10 +58,11 @@ def test_word_swaps_are_not_flagged(report, case):
     assert row is None or row["match"] == "rejected", row["reason"]
 
 
-#: pairs on one topic that say different things, which the verifier flags: both sentences are about the
-#: waggle dance, below the old candidate floor (cosine 0.62-0.64) and reach the verifier since the floor is 0.55
+#: pairs on one topic that say different things: both about the waggle dance, at cosine 0.62-0.64. The verifier
+#: alone flags them (0.95 and 0.81: model card, Limitations); the low candidate band keeps them from it, since
+#: neither is either sentence's nearest neighbour
 WAGGLE_RUN = ("submissions/essay_ben.md", "The length of the waggle run tells the other bees how far away the flowers are.")
-MODEL_WRONG_PAIRS = {
+RELATED_PAIRS = {
     pair_key(("sources/honeybees.md", "Worker bees communicate the location of flowers through a waggle dance performed "
               "on the comb."), WAGGLE_RUN),
     pair_key(WAGGLE_RUN, ("submissions/notes_carla.txt", "Worker bees communicate the location of the comb through a "
@@ -68,8 +70,7 @@ MODEL_WRONG_PAIRS = {
 }
 
 
-@pytest.mark.parametrize("key", sorted(MODEL_WRONG_PAIRS, key=sorted))
-@pytest.mark.xfail(strict=True, reason="the shipped verifier flags these related sentences (model card, Limitations)")
+@pytest.mark.parametrize("key", sorted(RELATED_PAIRS, key=sorted))
 def test_related_sentences_that_say_different_things_are_not_flagged(report, key):
     rows, _ = report
     row = rows.get(key)
@@ -80,7 +81,7 @@ def test_nothing_else_is_flagged(report):
     rows, output = report
     planted = {pair_key(c["a"], c["b"]) for c in EXPECTED["must_flag"]}
     # a word swap the model misses is also flagged against the other copies of its source sentence
-    known_wrong = [k for k in rows if any(text in MODEL_MISSES for _doc, text in k)] + list(MODEL_WRONG_PAIRS)
+    known_wrong = [k for k in rows if any(text in MODEL_MISSES for _doc, text in k)]
     extra = [k for k, r in rows.items() if r["match"] != "rejected" and k not in planted and k not in known_wrong]
     assert not extra, extra
     assert "Documents: 6 scanned, 0 skipped" in output

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pipelines.data import Pair
-from pipelines.metrics import best_threshold, classification_report, roc_auc
+from pipelines.metrics import best_threshold, classification_report, plateau_threshold, roc_auc
 from pipelines.train_cross_encoder import TrainConfig, epoch_batches, fold_nli_head, order_agreement, train
 from scanner.verify import load_cross_encoder, score_pairs
 
@@ -74,6 +74,24 @@ def test_metrics():
     assert report["accuracy"] == 5 / 6
     assert report["per_class"]["paraphrase"]["precision"] == 1.0
     assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+
+
+def test_plateau_threshold_takes_the_middle_of_the_near_best_cuts():
+    # 91 pairs: every cut from 0.25 to 0.8 is right on 84 or 85 of them (a zigzag of alternating labels); the
+    # single best cut (86) lies above the two negatives at the top, at 0.83
+    rng = np.random.default_rng(0)
+    middle = np.round(np.arange(0.3, 0.81, 0.05), 2)
+    middle_labels = np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0], dtype=float)
+    scores = np.r_[rng.uniform(0.0, 0.2, 40), rng.uniform(0.85, 1.0, 40), middle]
+    labels = np.r_[np.zeros(40), np.ones(40), middle_labels]
+    best, plateau = best_threshold(labels, scores), plateau_threshold(labels, scores)
+    assert best > 0.8
+    assert 0.45 < plateau < 0.7
+
+    def accuracy(t: float) -> float:
+        return float(((scores >= t) == labels).mean())
+
+    assert accuracy(plateau) >= accuracy(best) - np.sqrt(accuracy(best) * (1 - accuracy(best)) / len(labels))
 
 
 def test_warm_start_continues_from_a_trained_verifier(tmp_path, tiny_verifier):
