@@ -176,7 +176,7 @@ def test_a_prefiltered_scan_flags_the_same_pairs_on_the_examples(examples_dir, l
         return run_scan([examples_dir], config, engine=local_engine)
 
     plain, filtered = scan(prefilter="off"), scan(prefilter="auto", prefilter_min_rows=10)
-    assert flagged(filtered) == flagged(plain) and len(flagged(plain)) > 10
+    assert flagged(filtered) == flagged(plain) and len(flagged(plain)) >= 8
     counts = filtered.counts
     assert filtered.metadata["prefilter"] and not plain.metadata["prefilter"]
     assert counts["sentences_embedded"] + counts["sentences_prefiltered_out"] >= counts["distinct_sentences"]
