@@ -301,7 +301,8 @@ def model_name(name: str) -> str:
 class Scanner:
     """The models of one replica, loaded once when it is built, and the calls the endpoints make.
 
-    Not thread-safe: one caller at a time (``scanner.serve`` runs every call on one worker thread)."""
+    Not thread-safe (the tokenizer is not): one call at a time (``scanner.serve`` makes every call on the
+    replica's event loop)."""
 
     def __init__(self, config: ServeConfig, engine: Any = None) -> None:
         from scanner.engine import LocalEngine
