@@ -488,6 +488,65 @@ def search_command(queries: tuple[str, ...], against: str, top_k: int, min_cosin
                        f"{r['doc']}:{r['start']}-{r['end']}  {r['text']}")
 
 
+@cli.command("serve", context_settings=CONTEXT)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every "
+              "interface; the service has no authentication, so only behind a proxy that has).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--address", metavar="ADDR", help="Ray cluster to run on (else RAY_ADDRESS, else a local Ray started "
+              "for the service and stopped with it).")
+@click.option("--index", metavar="DIR|URI", help="Reference index that POST /search searches (built by `scan index`).")
+@click.option("--embedder", metavar="NAME|PATH", help="Bi-encoder for /search and /dedupe.  [default: all-MiniLM-L6-v2]")
+@click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
+@click.option("--threshold", type=click.FloatRange(0, 1), help="Paraphrase probability at which a pair is flagged.  "
+              "[default: the model's]")
+@click.option("--both-orders", is_flag=True, help="Score each pair in both sentence orders and average.")
+@SWAP_RULE_OPTION
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--replicas", type=click.IntRange(1), default=1, show_default=True, help="Model servers; each loads "
+              "the models once and gets an equal share of the cores.")
+@click.option("--threads", "torch_threads", type=click.IntRange(1), help="Torch threads per replica.  [default: the "
+              "cores divided between the replicas, at most 4]")
+@click.option("--max-batch-size", type=click.IntRange(1), default=32, show_default=True,
+              help="Most /check requests, from any callers, scored by one model call.")
+@click.option("--batch-wait-ms", type=click.FloatRange(0, 10000), default=10.0, show_default=True,
+              help="How long a batch waits for more requests (adds up to this to a lone caller's latency).")
+@click.option("--max-body-bytes", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Larger request bodies are refused with 413.")
+@click.option("--max-chars", type=click.IntRange(1), default=10_000, show_default=True,
+              help="Longer sentences are refused with 422.")
+@click.option("--max-items", type=click.IntRange(1), default=1_000, show_default=True,
+              help="Most pairs, queries or sentences in one request (more: 422).")
+@library_errors
+def serve_command(batch_wait_ms: float, **options: Any) -> None:
+    """Answer /check, /search and /dedupe over HTTP (JSON), on Ray Serve, until Ctrl-C.
+
+    Endpoints: POST /check, POST /search, POST /dedupe, GET /healthz, GET /info (docs/serving.md).
+
+    \b
+    Examples:
+      scan serve --index ref-index
+      curl -s localhost:8000/check -d '{"text_a": "I flew to Paris.", "text_b": "I took a flight to Paris."}'
+      scan serve --port 9000 --replicas 2 --address ray://head:10001
+    """
+    try:
+        from scanner.serve import endpoints, serve_forever
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from scanner.service import ServeConfig
+
+    config = ServeConfig(batch_wait_s=batch_wait_ms / 1000, **options)
+    click.echo(f"scan {__version__}: starting the service (Ray Serve; the models load once per replica) ...", err=True)
+
+    def ready(service: Any) -> None:
+        click.echo(f"Serving on {service.url} ({config.replicas} replica{'s' if config.replicas > 1 else ''}, "
+                   f"started in {service.seconds_to_start:.1f} s); Ctrl-C stops it", err=True)
+        for line in endpoints(config):
+            click.echo(f"  {line}", err=True)
+
+    serve_forever(config, on_ready=ready)
+    click.echo("Stopped.", err=True)
+
+
 def summary_text(result: Any) -> str:
     """The closing summary: what was read, found and flagged, how long it took, where the report is."""
     c, meta = result.counts, result.metadata

@@ -95,6 +95,22 @@ def plan_stage(resources: dict[str, float], device: str) -> StagePlan:
     return StagePlan(actors=max(1, cpus // threads), num_gpus=0, num_cpus=threads, torch_threads=threads, rows_per_call=1024)
 
 
+def plan_replicas(resources: dict[str, float], device: str, replicas: int, torch_threads: int | None = None) -> StagePlan:
+    """How ``replicas`` model servers (``scan serve``) share the cluster: one GPU each while GPUs last; on CPU the
+    cores split between them (at most 4 torch threads each, at least 1), so that together they never run more
+    torch threads than cores. ``torch_threads`` overrides the threads per replica."""
+    if replicas < 1:
+        raise ConfigError(f"--replicas must be at least 1, got {replicas}")
+    cpus = max(1, int(resources.get("CPU", os.cpu_count() or 1)))
+    gpus = int(resources.get("GPU", 0))
+    if gpus >= replicas and device != "cpu":
+        return StagePlan(actors=replicas, num_gpus=1, num_cpus=1, torch_threads=torch_threads or 1, rows_per_call=4096)
+    threads = torch_threads or max(1, min(4, cpus // replicas))
+    # the reservation never exceeds the cluster, so every replica can be placed even when they share cores
+    return StagePlan(actors=replicas, num_gpus=0, num_cpus=min(float(threads), cpus / replicas),
+                     torch_threads=threads, rows_per_call=1024)
+
+
 class Engine(Protocol):
     description: str
 
@@ -197,24 +213,7 @@ class RayEngine:
 
         self._ray = ray
         address = config.cluster_address()
-        _quiet_ray_logs()
-        self._owns_ray = False
-        runtime_env = {"env_vars": WORKER_ENV}
-        if ray.is_initialized():
-            pass
-        elif address:
-            _check_reachable(address)
-            try:
-                ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=False)
-            except Exception as exc:  # ray raises ConnectionError, RuntimeError or its own types here
-                raise ClusterError(
-                    f"cannot connect to the Ray cluster at {address!r} ({exc.__class__.__name__}). Check that "
-                    "`ray status --address ADDRESS` answers, or drop --address (and unset RAY_ADDRESS) to run locally."
-                ) from exc
-        else:
-            ray.init(num_cpus=config.num_cpus, include_dashboard=False, runtime_env=runtime_env,
-                     logging_level="WARNING", log_to_driver=False)
-            self._owns_ray = True
+        self._owns_ray = connect_ray(config)
         from ray.data import DataContext
 
         _quiet_ray_logs()  # again: importing ray.data installs its own logging configuration
@@ -224,7 +223,7 @@ class RayEngine:
         ctx.print_on_execution_start = False
         if hasattr(ctx, "max_consecutive_actor_init_deaths"):  # an actor that dies while loading its model is replaced
             ctx.max_consecutive_actor_init_deaths = ACTOR_RESTARTS
-        self.resources = {k: float(v) for k, v in ray.cluster_resources().items()}
+        self.resources = cluster_resources()
         where = f"cluster at {address}" if address else "local Ray"
         self.description = f"ray {ray.__version__} ({where}, {int(self.resources.get('CPU', 0))} CPUs, {int(self.resources.get('GPU', 0))} GPUs)"
 
@@ -308,6 +307,39 @@ class RayEngine:
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
             self._owns_ray = False
+
+
+def connect_ray(config: EngineConfig) -> bool:
+    """Join the cluster of ``config`` (``--address`` or ``RAY_ADDRESS``), or start a local Ray; nothing when Ray is
+    already initialised in this process. Returns whether this call started a local Ray (its caller then shuts it
+    down). Workers get ``WORKER_ENV``: models load from local files only."""
+    import ray
+
+    address = config.cluster_address()
+    _quiet_ray_logs()
+    runtime_env = {"env_vars": WORKER_ENV}
+    if ray.is_initialized():
+        return False
+    if address:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=False)
+        except Exception as exc:  # ray raises ConnectionError, RuntimeError or its own types here
+            raise ClusterError(
+                f"cannot connect to the Ray cluster at {address!r} ({exc.__class__.__name__}). Check that "
+                "`ray status --address ADDRESS` answers, or drop --address (and unset RAY_ADDRESS) to run locally."
+            ) from exc
+        return False
+    ray.init(num_cpus=config.num_cpus, include_dashboard=False, runtime_env=runtime_env,
+             logging_level="WARNING", log_to_driver=False)
+    return True
+
+
+def cluster_resources() -> dict[str, float]:
+    """CPUs, GPUs and the rest of the connected Ray cluster (``connect_ray`` first)."""
+    import ray
+
+    return {k: float(v) for k, v in ray.cluster_resources().items()}
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

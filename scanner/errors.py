@@ -7,7 +7,8 @@
     ├── ModelLoadError           a model name or path cannot be loaded offline
     ├── IndexError_              a reference index is missing, corrupt or built with another model
     ├── ClusterError             a Ray address does not answer
-    └── WorkerError              a Ray worker kept dying on the same work after its retries
+    ├── WorkerError              a Ray worker kept dying on the same work after its retries
+    └── RequestError             a request to `scan serve` is malformed (answered with its 4xx status)
 """
 
 from __future__ import annotations
@@ -59,3 +60,15 @@ class WorkerError(ScannerError):
     """Raised when a Ray worker or model actor died more often than its retries allow (e.g. out of memory)."""
 
     exit_code = 8
+
+
+class RequestError(ScannerError):
+    """Raised by ``scanner.serve`` when a request cannot be answered as sent (bad JSON, a missing or unknown field,
+    a body or sentence over its limit). ``status`` is the HTTP status it is answered with (400, 404, 405, 413,
+    415 or 422); the message says what to change. It never reaches the CLI."""
+
+    exit_code = 2
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

@@ -98,10 +98,15 @@ def check(a: str, b: str, *, threshold: float | None = None, cross_encoder: str 
     """Paraphrase probability and decision for one pair of sentences (see the module docstring)."""
     table = check_pairs([a], [b], threshold=threshold, cross_encoder=cross_encoder, device=device, engine=engine,
                         both_orders=both_orders, swap_rule=swap_rule)
-    row = table.to_pylist()[0]
+    return verdicts(table)[0]
+
+
+def verdicts(table: pa.Table) -> list[Check]:
+    """One ``Check`` per row of a ``check_pairs`` table, in its order (what ``check`` and ``scan serve`` answer)."""
     used = float(table.schema.metadata[b"threshold"])
-    return Check(score=round(float(row["score"]), 6), paraphrase=bool(row["paraphrase"]), match=row["match"],
-                 threshold=used, note=row["note"])
+    columns = [table[c].to_pylist() for c in ("score", "paraphrase", "match", "note")]
+    return [Check(score=round(float(score), 6), paraphrase=bool(flagged), match=match, threshold=used, note=note)
+            for score, flagged, match, note in zip(*columns, strict=True)]
 
 
 def file_format(path: str | os.PathLike[str], given: str | None = None) -> str:

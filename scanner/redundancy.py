@@ -116,12 +116,14 @@ def dedupe(
     engine: Engine | None = None,
     both_orders: bool = False,
     swap_rule: bool = True,
+    cache: bool = True,
 ) -> DedupeResult:
     """Remove sentences that repeat (exactly or in paraphrase) an earlier kept sentence.
 
     ``sentences``: a text (segmented like a scan) or a list of sentences. ``threshold``: the paraphrase
     probability at which a sentence counts as a repeat (default: the model's). The other options are the
-    scan's (see ``ScanConfig.from_options``). Returns a ``DedupeResult``.
+    scan's (see ``ScanConfig.from_options``); ``cache`` off neither reads nor writes the embedding cache (a
+    service answering many callers keeps no trace of their text). Returns a ``DedupeResult``.
     """
     from scanner.scanning import ScanConfig, find_pairs
 
@@ -134,7 +136,7 @@ def dedupe(
         spans, texts = None, [str(s) for s in sentences]
     config = ScanConfig.from_options(scope="within", threshold=threshold, cross_encoder=cross_encoder,
                                      embedder=embedder, min_words=min_words, min_cosine=min_cosine, top_k=top_k,
-                                     device=device, both_orders=both_orders, swap_rule=swap_rule)
+                                     device=device, both_orders=both_orders, swap_rule=swap_rule, cache=cache)
     table = conform({"doc": [DOC] * len(texts), "index": list(range(len(texts))),
                      "start": [s for s, _ in spans] if spans else [0] * len(texts),
                      "end": [e for _, e in spans] if spans else [len(t) for t in texts], "text": texts},

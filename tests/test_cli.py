@@ -22,7 +22,7 @@ def invoke(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["check"], ["dedupe"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["check"], ["dedupe"], ["serve"]])
 def test_every_command_has_help_with_an_example(command):
     for flag in ("-h", "--help"):
         result = invoke(*command, flag)

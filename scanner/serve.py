@@ -1,0 +1,274 @@
+"""``scan serve``: ``scanner.service`` as an HTTP service on Ray Serve (the ``serve`` extra).
+
+    >>> from scanner.serve import start
+    >>> from scanner.service import ServeConfig
+    >>> with start(ServeConfig(port=8123)) as service:            # doctest: +SKIP
+    ...     requests.post(f"{service.url}/check", json={"text_a": "...", "text_b": "..."}).json()
+
+One deployment, ``ScannerServer``, answers every endpoint. Each replica builds one ``service.Scanner`` (the
+models load once, in the constructor). /check requests of all callers are gathered by ``@serve.batch`` into one
+``check_pairs`` call (at most ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more); /search
+and /dedupe take lists already and run as they come. A request that fails validation is answered with its 4xx
+and never reaches the models; an unexpected error is a 500 for that request only. Serve's controller replaces
+a replica that dies (checked every ``HEALTH_CHECK_PERIOD_S``).
+
+Model calls run on the replica's event loop itself, one at a time, not on a worker thread: while one runs,
+arriving requests wait, and the next batch then takes all of them. With a thread, Serve would close a batch
+every ``batch_wait_s`` while the model is busy and queue many small batches (2.3 requests per model call
+against 11 at 32 callers, measured), and small batches cost up to twice the CPU per pair. The price: /healthz
+and /info wait for the model call in progress; one call's work is bounded by ``max_batch_size`` requests of at
+most ``max_body_bytes`` each.
+
+Ray is joined or started by ``scanner.engine.connect_ray`` and the replicas are sized by
+``scanner.engine.plan_replicas``, as for the batch engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    from ray import serve
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+except ImportError as exc:  # pragma: no cover - the serve extra is part of the test extra
+    raise ImportError("scan serve needs Ray Serve: pip install 'paraphrase-scanner[serve]'") from exc
+
+from scanner.engine import WORKER_ENV, EngineConfig, StagePlan, cluster_resources, connect_ray, plan_replicas
+from scanner.errors import ConfigError, IndexError_, RequestError, ScannerError
+from scanner.pair_check import Check
+from scanner.service import (
+    Scanner,
+    ServeConfig,
+    check_answer,
+    dedupe_answer,
+    parse_check,
+    parse_dedupe,
+    parse_search,
+    read_json,
+    route,
+    search_answer,
+    too_large,
+)
+
+log = logging.getLogger("scanner.serve")
+#: how often Serve's controller checks each replica (a dead one is replaced within about this long)
+HEALTH_CHECK_PERIOD_S = 2.0
+#: status of library errors met while answering a valid request (others are 500)
+LIBRARY_STATUS = {ConfigError: 422, IndexError_: 503}
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+@serve.deployment
+class ScannerServer:
+    """The Serve deployment: routing, the body limit, batching over callers, errors as JSON with their status."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        if config.torch_threads:
+            import torch
+
+            torch.set_num_threads(config.torch_threads)
+        self.config = config
+        self.scanner = Scanner(config)
+        self.check_batch.set_max_batch_size(config.max_batch_size)
+        self.check_batch.set_batch_wait_timeout_s(config.batch_wait_s)
+        #: /check requests answered and the model calls that answered them (their ratio: the batching achieved)
+        self.check_requests = self.check_calls = 0
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def check_batch(self, requests: list[tuple[list[str], list[str]]]) -> list[list[Check]]:
+        """The pairs of several /check requests, scored by one ``check_pairs`` call, split back per request."""
+        a = [x for part, _ in requests for x in part]
+        b = [x for _, part in requests for x in part]
+        checks = self.scanner.check(a, b)  # on the event loop: see the module docstring
+        self.check_requests += len(requests)
+        self.check_calls += 1
+        out, start = [], 0
+        for part, _ in requests:
+            out.append(checks[start : start + len(part)])
+            start += len(part)
+        return out
+
+    async def body(self, request: Request) -> bytes:
+        """The request body, refused with 413 as soon as it is known to exceed the limit."""
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large(int(declared), limit)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(size, limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def answer(self, endpoint: str, request: Request) -> dict[str, Any]:
+        if endpoint == "healthz":
+            return {"status": "ok"}
+        if endpoint == "info":
+            info = self.scanner.info()
+            info["batching"].update(check_requests=self.check_requests, check_calls=self.check_calls)
+            return info
+        body = read_json(await self.body(request), self.config.max_body_bytes)
+        if endpoint == "check":
+            a, b, single = parse_check(body, self.config)
+            return check_answer(await self.check_batch((a, b)), single)
+        if endpoint == "search":
+            return search_answer(self.scanner.search(parse_search(body, self.config)))
+        return dedupe_answer(self.scanner.dedupe(parse_dedupe(body, self.config)))
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(await self.answer(route(request.method, request.url.path), request))
+        except RequestError as exc:
+            return error_response(exc.status, str(exc))
+        except ScannerError as exc:
+            return error_response(LIBRARY_STATUS.get(type(exc), 500), str(exc))
+        except Exception as exc:  # a bug: this request fails, the replica keeps serving
+            log.exception("internal error answering %s %s", request.method, request.url.path)
+            return error_response(500, f"internal error ({exc.__class__.__name__}: {str(exc)[:200]}); the service "
+                                  "keeps running: please report it with the request that caused it")
+
+
+def deployment_options(config: ServeConfig, plan: StagePlan) -> dict[str, Any]:
+    """Serve options of the deployment: replicas, their resources and threads, how many requests each takes at
+    once (enough to fill two batches, so one can gather while the other runs), health checks."""
+    env = {**WORKER_ENV, "OMP_NUM_THREADS": str(plan.torch_threads)}
+    return {
+        "num_replicas": config.replicas,
+        "max_ongoing_requests": max(2 * config.max_batch_size, 8),
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
+        "ray_actor_options": {"num_cpus": plan.num_cpus, "num_gpus": plan.num_gpus, "runtime_env": {"env_vars": env}},
+    }
+
+
+def build_app(config: ServeConfig, plan: StagePlan) -> Any:
+    """The Serve application (``serve.run`` it); each replica gets ``plan.torch_threads`` torch threads."""
+    config = dataclasses.replace(config, torch_threads=plan.torch_threads)
+    return ScannerServer.options(**deployment_options(config, plan)).bind(config)
+
+
+def preflight(config: ServeConfig) -> None:
+    """Fail in a second, before Ray starts: the models and the index must exist, and the port must be free."""
+    from scanner.embed import HASHING, resolve_embedder
+    from scanner.index import ReferenceIndex
+    from scanner.modelfiles import safe_model_folder
+
+    scan = config.scan_config()
+    safe_model_folder(scan.verify.model, "cross-encoder", "--cross-encoder")
+    if scan.embed.model != HASHING:
+        safe_model_folder(resolve_embedder(scan.embed.model), "embedder", "--embedder")
+    if config.index is not None:
+        ReferenceIndex(config.index).check_embedder(scan.embed.model)
+    import ray
+
+    # a Serve already running on this Ray keeps its own port (serve.start then changes nothing)
+    if config.address is None and config.port and not ray.is_initialized():
+        with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+            try:
+                probe.bind((config.host, config.port))
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {config.host}:{config.port} ({exc.strerror}): pass --port with a "
+                                  "free port, or stop what holds this one") from exc
+
+
+@dataclass
+class Service:
+    """A running service: its ``url``; ``stop`` ends it (and the local Ray it started, if any)."""
+
+    config: ServeConfig
+    owns_ray: bool
+    seconds_to_start: float
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"http://{host}:{self.config.port}"
+
+    def stop(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            return
+        if self.owns_ray:
+            serve.shutdown()
+            ray.shutdown()
+        else:  # someone else's cluster: take only this application away
+            serve.delete(self.config.app_name)
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(config: ServeConfig) -> Service:
+    """Start the service (``preflight`` first) and return once every replica has loaded its models."""
+    started = time.perf_counter()
+    preflight(config)
+    owns = connect_ray(EngineConfig(engine="ray", address=config.address))
+    try:
+        plan = plan_replicas(cluster_resources(), config.device, config.replicas, config.torch_threads)
+        serve.start(http_options={"host": config.host, "port": config.port})
+        serve.run(build_app(config, plan), name=config.app_name, route_prefix="/", blocking=False)
+    except BaseException:
+        if owns:
+            import ray
+
+            serve.shutdown()
+            ray.shutdown()
+        raise
+    return Service(config, owns, time.perf_counter() - started)
+
+
+def shutdown() -> None:
+    """Stop Serve and this process's Ray (for callers that ``connect_ray`` themselves and ``start`` several
+    applications in turn, as ``pipelines/load_test.py`` does)."""
+    import ray
+
+    if ray.is_initialized():
+        serve.shutdown()
+        ray.shutdown()
+
+
+def serve_forever(config: ServeConfig, on_ready: Callable[[Service], None] | None = None,
+                  poll_s: float = 3600.0) -> None:
+    """Start the service and keep it up until Ctrl-C (or SIGTERM), then stop it: nothing is left running."""
+    import signal
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    service = None
+    try:
+        service = start(config)
+        if on_ready is not None:
+            on_ready(service)
+        while True:
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if service is not None:
+            service.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def endpoints(config: ServeConfig) -> Sequence[str]:
+    """The endpoints as ``scan serve`` lists them on start."""
+    from scanner.service import ROUTES
+
+    return [f"{method} {path}" + (" (no --index: answers 404)" if path == "/search" and not config.index else "")
+            for method, path in ROUTES]

@@ -1,0 +1,295 @@
+"""``scan serve`` for real: the CLI started as a process on 127.0.0.1 (a free port, never 8000) with the tiny
+verifier and a hashing index, on its own local Ray. Answers equal the library's; every bad request of
+tests/test_service.py gets its 4xx over HTTP and the service stays healthy; callers' /check requests are
+batched; a replica killed mid-request is replaced; Ctrl-C stops the service and every process it started."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from test_service import BAD_REQUESTS, PAIR, VOLCANO
+
+pytest.importorskip("ray.serve")
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 240  # Ray and Serve start in ~20 s on an idle 2-core machine; much longer on a loaded one
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def call(port: int, method: str, path: str, raw: bytes | None = None, timeout: float = 120) -> tuple[int, dict]:
+    """One HTTP request to the service on loopback: (status, decoded JSON body)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=raw, headers={"Content-Type": "application/json"} if raw is not None else {})
+        response = conn.getresponse()
+        text = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(text)
+    except ValueError:
+        return response.status, {"raw": text.decode("utf-8", "replace")}
+
+
+def post(port: int, path: str, obj: object) -> tuple[int, dict]:
+    return call(port, "POST", path, json.dumps(obj).encode())
+
+
+# --- processes: which ones the service started -----------------------------------------------------------------
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a live process, None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[1]), fields[19]) if fields[0] != "Z" else None
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every live process below ``root``: pid -> start time (so a reused pid is not mistaken for it)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (got := _stat(int(entry.name))):
+            parents[int(entry.name)] = got
+    found, frontier = {}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, (parent, started) in parents.items():
+            if parent == pid and child not in found:
+                found[child] = started
+                frontier.append(child)
+    return found
+
+
+def title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def replica_pids(root: int) -> list[int]:
+    """The Serve replica processes of the service (Ray titles them ``ray::ServeReplica:<app>:<deployment>``)."""
+    return [pid for pid in descendants(root) if title(pid).startswith("ray::ServeReplica:scanner:ScannerServer")]
+
+
+# --- the service ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hashing_index(tmp_path_factory, examples_dir):
+    from scanner.index import update_index
+    from scanner.scanning import ScanConfig
+
+    where = tmp_path_factory.mktemp("serve-index") / "index"
+    update_index([examples_dir / "sources"], where, ScanConfig.from_options(embedder="hashing"))
+    return where
+
+
+class Running:
+    """A ``scan serve`` process and the port it answers on."""
+
+    def __init__(self, process: subprocess.Popen, port: int) -> None:
+        self.process, self.port = process, port
+        self.stderr: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.stderr.extend(process.stderr), daemon=True)
+        self.reader.start()
+
+    def wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"scan serve exited with {self.process.returncode}:\n{''.join(self.stderr)[-3000:]}")
+            try:
+                if call(self.port, "GET", "/healthz", timeout=5)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)  # polling a process that is starting, not timing a result
+        raise AssertionError(f"scan serve did not answer within {timeout} s:\n{''.join(self.stderr)[-3000:]}")
+
+    def stop(self, timeout: float = 120) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(30)
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def service(tiny_verifier, hashing_index):
+    port = free_port()
+    command = [sys.executable, "-m", "scanner", "serve", "--port", str(port), "--cross-encoder", str(tiny_verifier),
+               "--embedder", "hashing", "--index", str(hashing_index), "--max-batch-size", "16",
+               "--batch-wait-ms", "100"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    running = Running(process, port)
+    try:
+        running.wait_until_ready(START_TIMEOUT_S)
+        yield running
+    finally:
+        running.stop()  # a no-op when test_ctrl_c_stops_everything already stopped it
+
+
+def test_answers_are_the_librarys(service, tiny_verifier, hashing_index):
+    from scanner.pair_check import check
+    from scanner.redundancy import dedupe
+    from scanner.reference import search
+
+    status, got = post(service.port, "/check", PAIR)
+    assert status == 200
+    expected = check(PAIR["text_a"], PAIR["text_b"], cross_encoder=str(tiny_verifier))
+    assert got["match"] == expected.match and got["threshold"] == expected.threshold
+    assert got["score"] == pytest.approx(expected.score, abs=1e-5) and got["note"] == expected.note
+
+    status, got = post(service.port, "/check", {"pairs": [PAIR, {"text_a": VOLCANO, "text_b": VOLCANO.upper()}]})
+    assert status == 200 and [r["match"] for r in got["results"]] == [expected.match, "exact"]
+
+    status, got = post(service.port, "/search", {"query": VOLCANO.lower(), "threshold": 0.0, "min_cosine": 0.2})
+    hits = search([VOLCANO.lower()], hashing_index, threshold=0.0, min_cosine=0.2, embedder="hashing",
+                  cross_encoder=str(tiny_verifier), engine="local").to_pylist()
+    assert status == 200 and [(h["doc"], h["index"], h["match"]) for h in got["hits"]] == \
+        [(h["doc"], h["index"], h["match"]) for h in hits]
+    assert got["hits"][0]["text"] == VOLCANO
+
+    sentences = [VOLCANO, "Bees dance to show the others where the flowers are.", VOLCANO]
+    status, got = post(service.port, "/dedupe", {"sentences": sentences})
+    assert status == 200 and got["kept"] == dedupe(sentences, cross_encoder=str(tiny_verifier), embedder="hashing").kept
+    assert got["removed"] == [{"index": 2, "text": VOLCANO, "match": "exact", "score": 1.0, "kept_index": 0,
+                               "kept_text": VOLCANO}]
+
+
+def test_info_and_healthz(service, tiny_verifier):
+    from scanner.modelfiles import model_fingerprint
+
+    assert call(service.port, "GET", "/healthz") == (200, {"status": "ok"})
+    status, info = call(service.port, "GET", "/info")
+    assert status == 200
+    assert info["cross_encoder"] == {"name": tiny_verifier.name, "sha256": model_fingerprint(str(tiny_verifier))}
+    assert (info["index"]["documents"], info["index"]["sentences"]) == (3, 24)
+    assert info["batching"]["max_batch_size"] == 16 and info["threshold"] == 0.5
+
+
+def test_every_bad_request_gets_its_4xx_and_the_service_stays_up(service):
+    for what, method, path, raw, status, words in BAD_REQUESTS:
+        got_status, got = call(service.port, method, path, raw if raw or method == "POST" else None)
+        assert (got_status, got.get("status")) == (status, status), (what, got)
+        assert words in got["error"], (what, got["error"])
+    assert call(service.port, "GET", "/healthz") == (200, {"status": "ok"})
+    assert post(service.port, "/check", PAIR)[0] == 200
+
+
+def test_concurrent_callers_are_batched(service):
+    before = call(service.port, "GET", "/info")[1]["batching"]
+    pairs = [{"text_a": f"The {n}th visitor admired the old harbour.", "text_b": f"Visitor {n} admired the harbour."}
+             for n in range(24)]
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda p: post(service.port, "/check", p), pairs))
+    assert all(status == 200 and got["match"] in ("paraphrase", "rejected") for status, got in answers)
+    after = call(service.port, "GET", "/info")[1]["batching"]
+    requests = after["check_requests"] - before["check_requests"]
+    calls = after["check_calls"] - before["check_calls"]
+    assert requests == 24 and calls < requests  # several callers' pairs went through one model call
+
+
+def test_a_replica_killed_mid_request_is_replaced(service):
+    (replica,) = replica_pids(service.process.pid)
+    many = {"pairs": [{"text_a": f"{VOLCANO} Number {n}.", "text_b": f"Number {n}: {VOLCANO.lower()}"}
+                      for n in range(1000)]}
+    in_flight: dict[str, object] = {}
+
+    def long_request() -> None:
+        try:
+            in_flight["answer"] = post(service.port, "/check", many)
+        except OSError as exc:
+            in_flight["answer"] = exc
+
+    idle = cpu_seconds(replica)
+    caller = threading.Thread(target=long_request)
+    caller.start()
+    deadline = time.monotonic() + 120
+    # kill it once it has spent half a CPU second on the request: the request is then surely inside it
+    while "answer" not in in_flight and cpu_seconds(replica) < idle + 0.5 and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the replica's CPU time, not timing a result
+    assert "answer" not in in_flight, "the request was answered before the replica could be killed"
+    os.kill(replica, signal.SIGKILL)
+    caller.join(120)
+    answer = in_flight.get("answer")
+    assert isinstance(answer, OSError) or answer[0] >= 500, answer  # that request is lost, and said so
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if replica_pids(service.process.pid) and replica not in replica_pids(service.process.pid):
+            try:
+                if post(service.port, "/check", PAIR)[0] == 200:
+                    break
+            except OSError:
+                pass
+        time.sleep(0.5)  # polling Serve's controller at work, not timing a result
+    else:
+        raise AssertionError("no new replica answered within 180 s")
+    assert call(service.port, "GET", "/healthz")[0] == 200
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_ctrl_c_stops_everything(service):
+    started = descendants(service.process.pid)
+    assert any(title(pid).startswith("ray::ServeReplica") for pid in started)
+    assert service.stop() == 0
+    assert "Stopped." in "".join(service.stderr)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        left = {pid: title(pid) for pid, start in started.items() if (got := _stat(pid)) and got[1] == start}
+        if not left:
+            break
+        time.sleep(0.5)  # Ray's processes exit on their own once the driver is gone
+    assert not left, f"still running after scan serve stopped: {left}"
+    with pytest.raises(OSError):
+        call(service.port, "GET", "/healthz", timeout=5)
+
+
+def test_a_busy_port_or_a_missing_model_fails_before_ray_starts(tiny_verifier):
+    from click.testing import CliRunner
+
+    from scanner.cli import cli
+
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", "--port", str(port), "--cross-encoder", str(tiny_verifier),
+                                          "--embedder", "hashing"])
+    assert result.exit_code == 2 and f"cannot listen on {HOST}:{port}" in result.output
+    result = CliRunner().invoke(cli, ["serve", "--port", str(free_port()), "--cross-encoder", "/no/such/model"])
+    assert result.exit_code == 5 and "does not exist" in result.output
+    import ray
+
+    assert not ray.is_initialized()
