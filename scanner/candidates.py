@@ -132,16 +132,24 @@ def _canonical(i: np.ndarray, j: np.ndarray, *values: np.ndarray) -> tuple[np.nd
     return (lo[first], hi[first], *(v[first] for v in values))
 
 
+def low_band(i: np.ndarray, j: np.ndarray, cosine: np.ndarray,
+             config: CandidateConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The directed edges (i -> j) the low band keeps: all at or above ``config.band_cosine``, below it only each
+    ``i``'s ``band_top_k`` best (no band when ``band_cosine`` is at or below ``min_cosine``)."""
+    i, j, cos = np.asarray(i), np.asarray(j), np.asarray(cosine, dtype=np.float32)
+    if config.band_cosine <= config.min_cosine or not len(cos):
+        return i, j, cos
+    keep = banded(i, j, cos, config.band_cosine, config.band_top_k)
+    return i[keep], j[keep], cos[keep]
+
+
 def select_pairs(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, config: CandidateConfig,
                  searched: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From directed neighbour edges (i -> j: j is among i's top-k), the candidate pairs: below
     ``config.band_cosine`` only each sentence's ``band_top_k`` best edges, each unordered pair once (i < j,
     sorted), only pairs found from both sides when ``config.mutual``, and at most ``config.budget * searched``
     pairs (highest cosine first, ties by (i, j)) when a budget is set."""
-    cos = np.asarray(cosine, dtype=np.float32)
-    if config.band_cosine > config.min_cosine and len(cos):
-        keep = banded(i, j, cos, config.band_cosine, config.band_top_k)
-        i, j, cos = np.asarray(i)[keep], np.asarray(j)[keep], cos[keep]
+    i, j, cos = low_band(i, j, cosine, config)
     lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
     if len(lo) == 0:
         return lo, hi, cos

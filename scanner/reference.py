@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from scanner.cache import embed_with_cache
-from scanner.candidates import neighbour_pairs_between, text_key
+from scanner.candidates import low_band, neighbour_pairs_between, text_key
 from scanner.engine import Engine, open_engine
 from scanner.errors import ConfigError
 from scanner.exclusions import boilerplate_mask, quoted_mask
@@ -35,10 +35,10 @@ from scanner.ingest import discover
 from scanner.match import decide, score_distinct
 from scanner.reasons import EXACT_REASON
 from scanner.report import documents_table, write_report
-from scanner.scanning import ScanConfig, ScanResult, find_pairs, read_collection, sentences_table
+from scanner.scanning import NO_PAIRS, ScanConfig, ScanResult, find_pairs, read_collection, sentences_table
 from scanner.schema import REFERENCE_PAIRS, SEARCH_HITS, Match, conform
 from scanner.stats import Timer, run_metadata
-from scanner.topk import banded, top_k_per_query
+from scanner.topk import top_k_per_query
 
 REF_COLUMNS = ["doc", "index", "start", "end", "text", "key", "words", "vector"]
 
@@ -103,10 +103,8 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
         used = np.union1d(ex_ref, nb_ref)  # keep only the reference rows some pair still uses
         kept = [t.filter(pc.is_in(t["gid"], pa.array(used))) for t in kept]
         offset += len(batch)
-    cand = config.candidates
-    if band and cand.band_cosine > cand.min_cosine and len(nb_cos):  # the scan's low band (CandidateConfig)
-        keep = banded(nb_new, nb_ref, nb_cos, cand.band_cosine, cand.band_top_k)
-        nb_new, nb_ref, nb_cos = nb_new[keep], nb_ref[keep], nb_cos[keep]
+    if band:  # the scan's low band, judged from the scanned sentence's side
+        nb_new, nb_ref, nb_cos = low_band(nb_new, nb_ref, nb_cos, config.candidates)
     ref = pa.concat_tables(kept) if kept else None
     gids = ref["gid"].to_numpy() if ref is not None else np.zeros(0, np.int64)
     local = {g: i for i, g in enumerate(gids.tolist())}
@@ -214,9 +212,7 @@ class IndexSide:
 
 
 def _no_reference() -> tuple[dict[str, np.ndarray], pa.Table]:
-    empty = {k: np.zeros(0, np.int64) for k in ("ex_new", "ex_ref", "nb_new", "nb_ref")}
-    empty.update(ex_cos=np.zeros(0, np.float32), nb_cos=np.zeros(0, np.float32))
-    return empty, pa.table({"doc": pa.array([], pa.string()), "index": pa.array([], pa.int32()), "start": pa.array([], pa.int32()),
+    return dict(NO_PAIRS), pa.table({"doc": pa.array([], pa.string()), "index": pa.array([], pa.int32()), "start": pa.array([], pa.int32()),
                             "end": pa.array([], pa.int32()), "text": pa.array([], pa.string())})
 
 

@@ -279,7 +279,7 @@ def find_pairs(sentences: pa.Table, config: ScanConfig, engine: Engine, *, again
         nb_i, nb_j, nb_cos = (neighbour_pairs(emb, groups, cand, keys=keys, active=searched) if within
                               else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)))
         refp, ref = (against.candidates(emb, keys, np.flatnonzero(active)) if against is not None
-                     else (_NO_PAIRS, None))
+                     else (NO_PAIRS, None))
     notify("verify")
     ref_texts = [] if ref is None else ref["text"].to_pylist()
     side_a = [texts[i] for i in nb_i] + [ref_texts[j] for j in refp["nb_ref"]]
@@ -326,7 +326,8 @@ def find_pairs(sentences: pa.Table, config: ScanConfig, engine: Engine, *, again
     return pairs, stats
 
 
-_NO_PAIRS: dict[str, np.ndarray] = {
+#: no pairs with a reference index (the shape of ``Against.candidates``'s arrays)
+NO_PAIRS: dict[str, np.ndarray] = {
     **{k: np.zeros(0, np.int64) for k in ("ex_new", "ex_ref", "nb_new", "nb_ref")},
     "ex_cos": np.zeros(0, np.float32), "nb_cos": np.zeros(0, np.float32),
 }
