@@ -244,7 +244,9 @@ def shutdown() -> None:
 
 def serve_forever(config: ServeConfig, on_ready: Callable[[Service], None] | None = None,
                   poll_s: float = 3600.0) -> None:
-    """Start the service and keep it up until Ctrl-C (or SIGTERM), then stop it: nothing is left running."""
+    """Start the service and keep it up until Ctrl-C, then stop it: nothing is left running. (A SIGTERM that
+    comes while Ray starts stops it too; once Ray runs, its own SIGTERM handler exits the process, and Ray's
+    agent processes may outlive it: stop the service with SIGINT.)"""
     import signal
 
     def terminate(signum: int, frame: Any) -> None:
