@@ -6,18 +6,15 @@
     ...     requests.post(f"{service.url}/check", json={"text_a": "...", "text_b": "..."}).json()
 
 One deployment, ``ScannerServer``, answers every endpoint. Each replica builds one ``service.Scanner`` (the
-models load once, in the constructor). /check requests of all callers are gathered by ``@serve.batch`` into one
-``check_pairs`` call (at most ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more); /search
-and /dedupe take lists already and run as they come. A request that fails validation is answered with its 4xx
-and never reaches the models; an unexpected error is a 500 for that request only. Serve's controller replaces
-a replica that dies (checked every ``HEALTH_CHECK_PERIOD_S``).
-
-Model calls run on the replica's event loop itself, one at a time, not on a worker thread: while one runs,
-arriving requests wait, and the next batch then takes all of them. With a thread, Serve would close a batch
-every ``batch_wait_s`` while the model is busy and queue many small batches (2.3 requests per model call
-against 11 at 32 callers, measured), and small batches cost up to twice the CPU per pair. The price: /healthz
-and /info wait for the model call in progress; one call's work is bounded by ``max_batch_size`` requests of at
-most ``max_body_bytes`` each.
+models load once, in the constructor) and runs every model call on one thread of its own, so its event loop is
+always free to take requests and answer /healthz and /info. /check requests of all callers are gathered by
+``@serve.batch`` (at most ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more) and handed to a
+``service.CheckQueue``: while the model is busy, the groups gathered meanwhile wait, and its next call takes all
+of them (up to ``max_batch_size`` requests). At 32 callers that is 18 requests per model call where a model
+call per gathered group would be 2.3, and small calls cost up to 1.3x the CPU per pair (measured:
+docs/serving.md). /search and /dedupe take lists already and queue for the same model thread. A request that
+fails validation is answered with its 4xx and never reaches the models; an unexpected error is a 500 for that
+request only. Serve's controller replaces a replica that dies (checked every ``HEALTH_CHECK_PERIOD_S``).
 
 Ray is joined or started by ``scanner.engine.connect_ray`` and the replicas are sized by
 ``scanner.engine.plan_replicas``, as for the batch engine.
@@ -25,13 +22,15 @@ Ray is joined or started by ``scanner.engine.connect_ray`` and the replicas are 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     from ray import serve
@@ -44,6 +43,7 @@ from scanner.engine import WORKER_ENV, EngineConfig, StagePlan, cluster_resource
 from scanner.errors import ConfigError, IndexError_, RequestError, ScannerError
 from scanner.pair_check import Check
 from scanner.service import (
+    CheckQueue,
     Scanner,
     ServeConfig,
     check_answer,
@@ -58,6 +58,7 @@ from scanner.service import (
 )
 
 log = logging.getLogger("scanner.serve")
+T = TypeVar("T")
 #: how often Serve's controller checks each replica (a dead one is replaced within about this long)
 HEALTH_CHECK_PERIOD_S = 2.0
 #: status of library errors met while answering a valid request (others are 500)
@@ -78,25 +79,21 @@ class ScannerServer:
 
             torch.set_num_threads(config.torch_threads)
         self.config = config
+        #: the one thread that runs the models (the tokenizers are not thread-safe, and the cores are the model's)
+        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="scanner-model")
         self.scanner = Scanner(config)
-        self.check_batch.set_max_batch_size(config.max_batch_size)
-        self.check_batch.set_batch_wait_timeout_s(config.batch_wait_s)
-        #: /check requests answered and the model calls that answered them (their ratio: the batching achieved)
-        self.check_requests = self.check_calls = 0
+        self.checks = CheckQueue(self.scanner.check, self.on_model_thread, config.max_batch_size)
+        self.gather.set_max_batch_size(config.max_batch_size)
+        self.gather.set_batch_wait_timeout_s(config.batch_wait_s)
+
+    async def on_model_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, call)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def check_batch(self, requests: list[tuple[list[str], list[str]]]) -> list[list[Check]]:
-        """The pairs of several /check requests, scored by one ``check_pairs`` call, split back per request."""
-        a = [x for part, _ in requests for x in part]
-        b = [x for _, part in requests for x in part]
-        checks = self.scanner.check(a, b)  # on the event loop: see the module docstring
-        self.check_requests += len(requests)
-        self.check_calls += 1
-        out, start = [], 0
-        for part, _ in requests:
-            out.append(checks[start : start + len(part)])
-            start += len(part)
-        return out
+    async def gather(self, requests: list[tuple[list[str], list[str]]]) -> list[asyncio.Future[list[Check]]]:
+        """Several callers' /check requests, handed to the model's queue at once (a future each, returned at
+        once, so that Serve goes on gathering the next group while the model runs)."""
+        return self.checks.submit(requests)
 
     async def body(self, request: Request) -> bytes:
         """The request body, refused with 413 as soon as it is known to exceed the limit."""
@@ -117,15 +114,17 @@ class ScannerServer:
             return {"status": "ok"}
         if endpoint == "info":
             info = self.scanner.info()
-            info["batching"].update(check_requests=self.check_requests, check_calls=self.check_calls)
+            info["batching"].update(check_requests=self.checks.requests, check_calls=self.checks.calls)
             return info
         body = read_json(await self.body(request), self.config.max_body_bytes)
         if endpoint == "check":
             a, b, single = parse_check(body, self.config)
-            return check_answer(await self.check_batch((a, b)), single)
+            return check_answer(await (await self.gather((a, b))), single)
         if endpoint == "search":
-            return search_answer(self.scanner.search(parse_search(body, self.config)))
-        return dedupe_answer(self.scanner.dedupe(parse_dedupe(body, self.config)))
+            queries = parse_search(body, self.config)
+            return search_answer(await self.on_model_thread(lambda: self.scanner.search(queries)))
+        sentences = parse_dedupe(body, self.config)
+        return dedupe_answer(await self.on_model_thread(lambda: self.scanner.dedupe(sentences)))
 
     async def __call__(self, request: Request) -> JSONResponse:
         try:

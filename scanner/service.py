@@ -15,11 +15,13 @@ send instead, before any model runs. Nothing here imports Ray, so all of it runs
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import dataclasses
 import difflib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,11 +300,63 @@ def model_name(name: str) -> str:
 
 # --- the models -------------------------------------------------------------------------------------------------
 
+class CheckQueue:
+    """/check requests on their way to the model: each model call takes every request waiting, up to ``max_requests``.
+
+    ``submit`` takes a group of requests (the callers that ``@serve.batch`` gathered) and returns at once, with a
+    future per request. Groups that arrive while the model is busy wait here, and the next call scores all of
+    them together: under load every call is as large as the load allows, and no timer splits the waiting
+    callers into small calls (which cost up to 1.3x the CPU per pair). ``run`` carries a call to the model's
+    own thread (the event loop stays free to take requests and answer /healthz); ``score`` is ``Scanner.check``.
+    Requests whose caller went away are still scored (they are in a call already) but not answered.
+    """
+
+    def __init__(self, score: Callable[[list[str], list[str]], Sequence[Check]],
+                 run: Callable[[Callable[[], Sequence[Check]]], Awaitable[Sequence[Check]]], max_requests: int) -> None:
+        if max_requests < 1:
+            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
+        self.score, self.run, self.max_requests = score, run, max_requests
+        self.waiting: collections.deque[tuple[list[str], list[str], asyncio.Future[list[Check]]]] = collections.deque()
+        self.worker: asyncio.Task[None] | None = None
+        #: requests answered, and the model calls that answered them (their ratio: the batching achieved)
+        self.requests = self.calls = 0
+
+    def submit(self, group: Sequence[tuple[list[str], list[str]]]) -> list[asyncio.Future[list[Check]]]:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for a, b in group:
+            futures.append(loop.create_future())
+            self.waiting.append((a, b, futures[-1]))
+        if self.worker is None or self.worker.done():
+            self.worker = loop.create_task(self._work())
+        return futures
+
+    async def _work(self) -> None:
+        while self.waiting:
+            take = [self.waiting.popleft() for _ in range(min(self.max_requests, len(self.waiting)))]
+            a = [x for part, _, _ in take for x in part]
+            b = [x for _, part, _ in take for x in part]
+            try:
+                checks = await self.run(lambda a=a, b=b: self.score(a, b))
+            except Exception as exc:  # this call's requests fail with it; the queue keeps serving
+                for _, _, future in take:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.requests += len(take)
+            self.calls += 1
+            start = 0
+            for part, _, future in take:
+                if not future.done():
+                    future.set_result(list(checks[start : start + len(part)]))
+                start += len(part)
+
+
 class Scanner:
     """The models of one replica, loaded once when it is built, and the calls the endpoints make.
 
     Not thread-safe (the tokenizer is not): one call at a time (``scanner.serve`` makes every call on the
-    replica's event loop)."""
+    replica's one model thread)."""
 
     def __init__(self, config: ServeConfig, engine: Any = None) -> None:
         from scanner.engine import LocalEngine
