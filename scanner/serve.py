@@ -243,9 +243,10 @@ def shutdown() -> None:
 
 def serve_forever(config: ServeConfig, on_ready: Callable[[Service], None] | None = None,
                   poll_s: float = 3600.0) -> None:
-    """Start the service and keep it up until Ctrl-C, then stop it: nothing is left running. (A SIGTERM that
-    comes while Ray starts stops it too; once Ray runs, its own SIGTERM handler exits the process, and Ray's
-    agent processes may outlive it: stop the service with SIGINT.)"""
+    """Start the service and keep it up until Ctrl-C or SIGTERM, then stop it: nothing is left running. Both
+    signals take the same way out (Serve, then the local Ray, shut down in order); ``ray.init`` installs a SIGTERM
+    handler of its own, which exits without stopping Serve and left Ray's agent processes running, so ours is set
+    again once the service is up."""
     import signal
 
     def terminate(signum: int, frame: Any) -> None:
@@ -255,6 +256,7 @@ def serve_forever(config: ServeConfig, on_ready: Callable[[Service], None] | Non
     service = None
     try:
         service = start(config)
+        signal.signal(signal.SIGTERM, terminate)  # ray.init replaced it with Ray's own
         if on_ready is not None:
             on_ready(service)
         while True:

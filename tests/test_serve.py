@@ -126,9 +126,9 @@ class Running:
             time.sleep(0.5)  # polling a process that is starting, not timing a result
         raise AssertionError(f"scan serve did not answer within {timeout} s:\n{''.join(self.stderr)[-3000:]}")
 
-    def stop(self, timeout: float = 120) -> int:
+    def stop(self, timeout: float = 120, how: signal.Signals = signal.SIGINT) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(how)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -151,7 +151,7 @@ def service(tiny_verifier, hashing_index):
         running.wait_until_ready(START_TIMEOUT_S)
         yield running
     finally:
-        running.stop()  # a no-op when test_ctrl_c_stops_everything already stopped it
+        running.stop()  # a no-op when test_sigterm_stops_everything already stopped it
 
 
 def test_answers_are_the_librarys(service, tiny_verifier, hashing_index):
@@ -260,10 +260,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_ctrl_c_stops_everything(service):
+def test_sigterm_stops_everything(service):
+    """SIGTERM (what process managers send) takes the way out of Ctrl-C (SIGINT, which ``Running.stop`` sends
+    otherwise): the service and the local Ray stop, and none of the processes they started is left."""
     started = descendants(service.process.pid)
     assert any(title(pid).startswith("ray::ServeReplica") for pid in started)
-    assert service.stop() == 0
+    assert service.stop(how=signal.SIGTERM) == 0
     assert "Stopped." in "".join(service.stderr)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
