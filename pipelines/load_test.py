@@ -1,6 +1,6 @@
 """A bounded load test of ``scan serve``'s /check on loopback, beside ``check_pairs`` in-process, in one run.
 
-    python -m pipelines.load_test [--requests 1000] [--concurrency 1 8 32] [--repeats 3] [--out JSON]
+    python -m pipelines.load_test [--requests 1000] [--concurrency 1 8 32] [--repeats 3] [--replicas 1] [--out JSON]
 
 The pairs are the first ``--requests`` pairs of PAWS-Wiki test (``shared/data``), one pair per request.
 In order, in one process:
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads per replica (default: the plan's)")
+    parser.add_argument("--replicas", type=int, default=1, help="model servers (each gets cores / replicas threads)")
     parser.add_argument("--no-unbatched", action="store_true", help="skip the run without batching")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--out", type=Path, default=RESULTS / "load-test.json")
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
 
     port = free_port()
     config = ServeConfig(host=HOST, port=port, max_batch_size=args.max_batch_size,
-                         batch_wait_s=args.batch_wait_ms / 1000, torch_threads=args.threads)
+                         batch_wait_s=args.batch_wait_ms / 1000, torch_threads=args.threads, replicas=args.replicas)
     connect_ray(EngineConfig(engine="ray"))  # one local Ray and one Serve (one port) for both services
     top, unbatched = max(args.concurrency), None
     try:
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
         batched = run_service(config, pairs, args.concurrency, args.repeats, args, expected)
         if not args.no_unbatched:
             print("service, unbatched ...", flush=True)
-            config = ServeConfig(host=HOST, port=port, max_batch_size=1, batch_wait_s=0.0, torch_threads=args.threads)
+            config = ServeConfig(host=HOST, port=port, max_batch_size=1, batch_wait_s=0.0, torch_threads=args.threads,
+                                 replicas=args.replicas)
             unbatched = run_service(config, pairs, [top], args.repeats, args, expected)
     finally:
         shutdown()
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "pairs": len(pairs), "data": "PAWS-Wiki test, first pairs", "repeats": args.repeats,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {"max_batch_size": args.max_batch_size, "batch_wait_ms": args.batch_wait_ms, "threads": args.threads},
+        "settings": {"max_batch_size": args.max_batch_size, "batch_wait_ms": args.batch_wait_ms, "threads": args.threads,
+                     "replicas": args.replicas},
         "in_process": {"batch_runs_s": [round(s, 3) for s in ceiling["batch_runs_s"]],
                        "pairs_per_s": round(ceiling_rate, 2),
                        "alone_p50_ms": round(1000 * percentile(alone, 50), 1),
