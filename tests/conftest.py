@@ -104,6 +104,18 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hashing_index(tmp_path_factory, examples_dir) -> Path:
+    """A reference index of ``examples/docs/sources`` built with the hashing embedder (no model); tests only read
+    it (``--against``, search, the service, the MLflow flavour)."""
+    from scanner.index import update_index
+    from scanner.scanning import ScanConfig
+
+    where = tmp_path_factory.mktemp("hashing-index") / "index"
+    update_index([examples_dir / "sources"], where, ScanConfig.from_options(embedder="hashing"))
+    return where
+
+
+@pytest.fixture(scope="session")
 def tiny_verifier(tmp_path_factory) -> Path:
     """A tiny randomly initialised DeBERTa-v2 with a two-label head (like the NLI base the verifier is trained
     from) and the shipped verifier's tokenizer: real training and loading code, in seconds."""

@@ -20,16 +20,6 @@ VOLCANO = "Volcanoes form where molten rock from deep inside the Earth rises to 
 
 
 @pytest.fixture(scope="module")
-def hashing_index(tmp_path_factory, examples_dir):
-    from scanner.index import update_index
-    from scanner.scanning import ScanConfig
-
-    where = tmp_path_factory.mktemp("mlflow-index") / "index"
-    update_index([examples_dir / "sources"], where, ScanConfig.from_options(embedder="hashing"))
-    return where
-
-
-@pytest.fixture(scope="module")
 def saved(tmp_path_factory, tiny_verifier, hashing_index):
     path = tmp_path_factory.mktemp("mlflow") / "model"
     scanner.mlflow.save_model(path, cross_encoder=str(tiny_verifier), index=hashing_index, embedder="hashing",

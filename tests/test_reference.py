@@ -23,13 +23,6 @@ WIDE = {"embedder": "hashing", "min_cosine": 0.3, "band_cosine": 0.3, "top_k": 5
 VOLCANO = "Volcanoes form where molten rock from deep inside the Earth rises to the surface."
 
 
-@pytest.fixture(scope="module")
-def hashing_index(tmp_path_factory, examples_dir):
-    where = tmp_path_factory.mktemp("ref") / "index"
-    update_index([examples_dir / "sources"], where, ScanConfig.from_options(embedder="hashing"))
-    return where
-
-
 def keyed(rows, strip_a="", strip_b=""):
     return {(r["doc_a"].removeprefix(strip_a), r["index_a"], r["doc_b"].removeprefix(strip_b), r["index_b"]): r for r in rows}
 

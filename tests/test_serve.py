@@ -94,16 +94,6 @@ def replica_pids(root: int) -> list[int]:
 
 # --- the service ------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def hashing_index(tmp_path_factory, examples_dir):
-    from scanner.index import update_index
-    from scanner.scanning import ScanConfig
-
-    where = tmp_path_factory.mktemp("serve-index") / "index"
-    update_index([examples_dir / "sources"], where, ScanConfig.from_options(embedder="hashing"))
-    return where
-
-
 class Running:
     """A ``scan serve`` process and the port it answers on."""
 

@@ -166,16 +166,6 @@ def test_a_failed_model_call_fails_only_its_requests_and_the_queue_goes_on():
 # --- the answers, with real (tiny) models -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def hashing_index(tmp_path_factory, examples_dir):
-    from scanner.index import update_index
-    from scanner.scanning import ScanConfig
-
-    where = tmp_path_factory.mktemp("service") / "index"
-    update_index([examples_dir / "sources"], where, ScanConfig.from_options(embedder="hashing"))
-    return where
-
-
-@pytest.fixture(scope="module")
 def scanner(tiny_verifier, hashing_index):
     from scanner.service import Scanner
 
