@@ -154,22 +154,24 @@ _PLAIN_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 def near_copy(a: str, b: str) -> bool:
     """Whether ``b`` is ``a`` up to small copy edits (``copy_skeleton``): "For the purposes of this definition,
     (i) the power ..." / "For purposes of this definition, (a) the power ...", or a copy whose numbers were
-    changed ("version 2 of the License" / "version 3 ...", "Copyright (C) 1989, 1991" / "(C) 1991, 1999"). Numbers
+    changed ("version 2 of the License" / "version 3 ...", "Copyright (C) 1989, 1991" / "(C) 1991, 1999"), also where
+    one side has more of them ("Version 1.2, November 2002" / "Version 1.3, 3 November 2008"); a number where the
+    other side has none is not a copy edit ("Take pills." / "Take 2 pills."). Numbers
     that only trade places are a swap, not a copy edit ("from 5% in 2010 to 9% in 2020" / "from 9% in 2010 to 5%
     in 2020"). Such a pair is reuse whatever its length and whatever a cross-encoder makes of it; a changed
     number also gets its ``numbers differ`` note."""
     sa, sb = copy_skeleton(a), copy_skeleton(b)
-    if not sa or len(sa) != len(sb):
+    if not sa or not sb:
         return False
     if sa == sb:
         return True
 
-    def masked(words: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
-        numbers = sorted(w for w in words if _PLAIN_NUMBER.fullmatch(w))
-        return tuple("#" if _PLAIN_NUMBER.fullmatch(w) else w for w in words), numbers
+    def split(words: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+        return (tuple(w for w in words if not _PLAIN_NUMBER.fullmatch(w)),
+                sorted(w for w in words if _PLAIN_NUMBER.fullmatch(w)))
 
-    (ma, na), (mb, nb) = masked(sa), masked(sb)
-    return ma == mb and na != nb
+    (wa, na), (wb, nb) = split(sa), split(sb)
+    return bool(wa and na and nb) and wa == wb and na != nb
 
 
 def review_notes(a: str, b: str) -> list[str]:

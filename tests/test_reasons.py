@@ -112,6 +112,7 @@ def test_near_copies_differ_only_in_what_copy_edits_touch():
     assert not near_copy("A flight from New York to Paris.", "A flight from Paris to New York.")
     assert not near_copy("Smoking is allowed here.", "Smoking is not allowed here.")
     assert near_copy("Version 2 of the License.", "Version 3 of the License.")  # a changed number: a copy edit
+    assert not near_copy("1990", "2000")  # nothing but numbers: nothing left to compare
     assert not near_copy("Take vitamin C daily.", "Take vitamin D daily.")
     assert not near_copy("Take vitamin C.", "Take vitamin D.")  # a letter ending a sentence is not a list marker
     assert not near_copy("The.", "A.")  # nothing left to compare
@@ -132,4 +133,6 @@ def test_a_copy_with_changed_numbers_is_a_near_copy_but_swapped_numbers_are_not(
     assert not near_copy("It rose from 5% in 2010 to 9% in 2020.", "It rose from 9% in 2010 to 5% in 2020.")
     assert not near_copy("In 1815 it erupted, and 1816 was cold.", "In 1816 it erupted, and 1815 was cold.")
     assert not near_copy("Take 2 pills.", "Take two pills.")
-    assert not near_copy("Version 1.2, November 2002", "Version 1.3, 3 November 2008")  # a number added
+    # two versions of a licence's title: the numbers changed and one was added (a version number and a date)
+    assert near_copy("Version 1.2, November 2002", "Version 1.3, 3 November 2008")
+    assert not near_copy("Take pills daily.", "Take 2 pills daily.")  # a number where the other side has none
