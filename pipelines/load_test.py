@@ -8,7 +8,8 @@ In order, in one process:
 1. in-process, the ceiling: ``check_pairs`` on all the pairs in one call (length-sorted batches), and each
    pair alone (``check_pairs([a], [b])``: the model's own time for that pair);
 2. the service (``scanner.serve.start`` on 127.0.0.1, a free port): the same pairs as single-pair /check
-   requests from ``c`` concurrent callers, for each ``c`` of ``--concurrency``: p50/p99 latency, pairs/s;
+   requests from ``c`` concurrent callers, for each ``c`` of ``--concurrency``: p50/p99 latency, pairs/s, the
+   share of the wall time the model was busy and the pairs it answered per second of model time (``/info``);
    every answer is compared with the in-process verdict;
 3. the same service without batching (``--max-batch-size 1``) at the highest concurrency: the batching gain.
 
@@ -131,6 +132,26 @@ def agreement(level: Level, expected: list[Any]) -> dict[str, Any]:
     return {"same_match": same, "compared": len(level.answers), "max_score_diff": round(diff, 6)}
 
 
+def model_seconds(url: str) -> float:
+    """The replica's seconds in /check model calls so far (``GET /info``; one replica: the load test's default)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/info", timeout=10) as response:  # url is http://127.0.0.1:PORT
+        return float(json.load(response)["batching"]["check_model_seconds"])
+
+
+def measured_run(url: str, pairs: list[tuple[str, str]], c: int, args: argparse.Namespace) -> tuple[Level, dict[str, Any]]:
+    """One load run and its summary, with how busy it kept the model: the share of the wall time spent in model
+    calls, and the pairs answered per second of model time (to set against the in-process ceiling)."""
+    before = model_seconds(url)
+    level = asyncio.run(load(url, pairs, c, args.time_limit, args.request_timeout))
+    busy = model_seconds(url) - before
+    summary = level.summary()
+    summary["model_busy_share"] = round(busy / level.wall, 3) if level.wall else 0.0
+    summary["pairs_per_model_s"] = round(len(level.latencies) / busy, 2) if busy else 0.0
+    return level, summary
+
+
 def run_service(config: Any, pairs: list[tuple[str, str]], levels: list[int], repeats: int,
                 args: argparse.Namespace, expected: list[Any]) -> dict[str, Any]:
     from scanner.serve import start
@@ -140,12 +161,14 @@ def run_service(config: Any, pairs: list[tuple[str, str]], levels: list[int], re
         out["start_s"] = round(service.seconds_to_start, 1)
         asyncio.run(load(service.url, pairs[:32], 8, 60, args.request_timeout))  # warm the proxy and the replica
         for c in levels:
-            runs = [asyncio.run(load(service.url, pairs, c, args.time_limit, args.request_timeout)) for _ in range(repeats)]
-            summaries = [r.summary() for r in runs]
+            runs, summaries = zip(*(measured_run(service.url, pairs, c, args) for _ in range(repeats)), strict=True)
             best = runs[int(np.argsort([s["pairs_per_s"] for s in summaries])[len(runs) // 2])]  # the median run
-            out["levels"][c] = {"runs": summaries, "median_pairs_per_s": statistics.median(s["pairs_per_s"] for s in summaries),
+            out["levels"][c] = {"runs": list(summaries),
+                                "median_pairs_per_s": statistics.median(s["pairs_per_s"] for s in summaries),
                                 "median_p50_ms": statistics.median(s["p50_ms"] for s in summaries),
                                 "median_p99_ms": statistics.median(s["p99_ms"] for s in summaries),
+                                "median_model_busy_share": statistics.median(s["model_busy_share"] for s in summaries),
+                                "median_pairs_per_model_s": statistics.median(s["pairs_per_model_s"] for s in summaries),
                                 "agreement": agreement(best, expected), "_median_run": best}
     return out
 
@@ -234,15 +257,18 @@ def main(argv: list[str] | None = None) -> None:
 def table(result: dict[str, Any]) -> str:
     """The Markdown table of docs/serving.md."""
     ip = result["in_process"]
-    lines = ["| run | concurrency | pairs/s | share of in-process | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|---:|",
-             f"| in-process `check_pairs`, all pairs in one call | - | {ip['pairs_per_s']:.1f} | 100% | - | - |",
+    lines = ["| run | concurrency | pairs/s | share of in-process | p50 ms | p99 ms | model busy | pairs per model s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|",
+             f"| in-process `check_pairs`, all pairs in one call | - | {ip['pairs_per_s']:.1f} | 100% | - | - | | |",
              f"| in-process, one pair per call | 1 | {1000 / ip['alone_p50_ms']:.1f} | | {ip['alone_p50_ms']:.0f} | "
-             f"{ip['alone_p99_ms']:.0f} |"]
+             f"{ip['alone_p99_ms']:.0f} | | |"]
     for name, key in (("service, batched", "service"), ("service, max-batch-size 1", "service_unbatched")):
         for c, level in ((result.get(key) or {}).get("levels") or {}).items():
             share = level["median_pairs_per_s"] / ip["pairs_per_s"]
+            busy, per_model_s = level.get("median_model_busy_share"), level.get("median_pairs_per_model_s")
             lines.append(f"| {name} | {c} | {level['median_pairs_per_s']:.1f} | {share:.0%} | {level['median_p50_ms']:.0f} | "
-                         f"{level['median_p99_ms']:.0f} |")
+                         f"{level['median_p99_ms']:.0f} | {'' if busy is None else f'{busy:.0%}'} | "
+                         f"{'' if per_model_s is None else f'{per_model_s:.1f}'} |")
     return "\n".join(lines)
 
 

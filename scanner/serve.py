@@ -113,7 +113,8 @@ class ScannerServer:
             return {"status": "ok"}
         if endpoint == "info":
             info = self.scanner.info()
-            info["batching"].update(check_requests=self.checks.requests, check_calls=self.checks.calls)
+            info["batching"].update(check_requests=self.checks.requests, check_calls=self.checks.calls,
+                                   check_model_seconds=round(self.checks.busy_s, 3))
             return info
         body = read_json(await self.body(request), self.config.max_body_bytes)
         if endpoint == "check":

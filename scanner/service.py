@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,6 +321,8 @@ class CheckQueue:
         self.worker: asyncio.Task[None] | None = None
         #: requests answered, and the model calls that answered them (their ratio: the batching achieved)
         self.requests = self.calls = 0
+        #: seconds spent in model calls (against the wall time: how busy the model was kept)
+        self.busy_s = 0.0
 
     def submit(self, group: Sequence[tuple[list[str], list[str]]]) -> list[asyncio.Future[list[Check]]]:
         loop = asyncio.get_running_loop()
@@ -336,6 +339,7 @@ class CheckQueue:
             take = [self.waiting.popleft() for _ in range(min(self.max_requests, len(self.waiting)))]
             a = [x for part, _, _ in take for x in part]
             b = [x for _, part, _ in take for x in part]
+            started = time.perf_counter()
             try:
                 checks = await self.run(lambda a=a, b=b: self.score(a, b))
             except Exception as exc:  # this call's requests fail with it; the queue keeps serving
@@ -343,6 +347,8 @@ class CheckQueue:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                self.busy_s += time.perf_counter() - started
             self.requests += len(take)
             self.calls += 1
             start = 0

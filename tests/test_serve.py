@@ -203,6 +203,7 @@ def test_concurrent_callers_are_batched(service):
     requests = after["check_requests"] - before["check_requests"]
     calls = after["check_calls"] - before["check_calls"]
     assert requests == 24 and calls < requests  # several callers' pairs went through one model call
+    assert after["check_model_seconds"] > before["check_model_seconds"]
 
 
 def test_a_replica_killed_mid_request_is_replaced(service):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -113,21 +114,22 @@ def test_config_values_out_of_range_are_refused(option, value):
 # --- the model queue (pure scheduling: the scorer is a stand-in that records its calls) ----------------------------
 
 def run_queue(groups: list[list[tuple[list[str], list[str]]]], max_requests: int, fail_on: str = "") -> tuple[
-        list[list[object]], list[int], tuple[int, int]]:
+        list[list[object]], list[int], tuple[int, int], float]:
     """Submit ``groups`` to a CheckQueue, the first alone and the rest while the model is busy with it: the
-    answers per group (check results or an exception each), the requests of each model call, and the queue's
-    count of requests answered and calls that answered them."""
+    answers per group (check results or an exception each), the requests of each model call, the queue's
+    count of requests answered and calls that answered them, and its seconds in model calls."""
     started, release, calls = threading.Event(), threading.Event(), []
 
     def score(a: list[str], b: list[str]) -> list[str]:
         calls.append(len(a))
         started.set()
         release.wait(5)
+        time.sleep(0.02)
         if fail_on in a:
             raise RuntimeError("model failed")
         return [f"{x}|{y}" for x, y in zip(a, b, strict=True)]
 
-    async def main() -> tuple[list[list[object]], tuple[int, int]]:
+    async def main() -> tuple[list[list[object]], tuple[int, int], float]:
         pool = ThreadPoolExecutor(1)
         loop = asyncio.get_running_loop()
         queue = CheckQueue(score, lambda call: loop.run_in_executor(pool, call), max_requests)
@@ -136,31 +138,33 @@ def run_queue(groups: list[list[tuple[list[str], list[str]]]], max_requests: int
         futures += [queue.submit(g) for g in groups[1:]]
         release.set()
         out = [await asyncio.gather(*f, return_exceptions=True) for f in futures]
-        return out, (queue.requests, queue.calls)
+        return out, (queue.requests, queue.calls), queue.busy_s
 
-    answers, counts = asyncio.run(main())
-    return answers, calls, counts
+    answers, counts, busy_s = asyncio.run(main())
+    return answers, calls, counts, busy_s
 
 
 def test_groups_that_wait_while_the_model_is_busy_share_its_next_call():
     one = [(["a1"], ["b1"])]
     later = [[(["a2", "a3"], ["b2", "b3"])], [(["a4"], ["b4"]), (["a5"], ["b5"])], [(["a6"], ["b6"])]]
-    answers, calls, counts = run_queue([one, *later], max_requests=8)
+    answers, calls, counts, busy_s = run_queue([one, *later], max_requests=8)
     assert calls == [1, 5] and counts == (5, 2)  # pairs per call; 5 requests in 2 calls
+    assert busy_s >= 0.04  # each call held the model at least 20 ms
     assert answers == [[["a1|b1"]], [["a2|b2", "a3|b3"]], [["a4|b4"], ["a5|b5"]], [["a6|b6"]]]
 
 
 def test_a_model_call_takes_at_most_max_requests():
     groups = [[([f"a{i}"], [f"b{i}"])] for i in range(7)]
-    answers, calls, _ = run_queue(groups, max_requests=4)
+    answers, calls, _, _ = run_queue(groups, max_requests=4)
     assert calls == [1, 4, 2] and [a[0] for a in answers] == [[f"a{i}|b{i}"] for i in range(7)]
 
 
 def test_a_failed_model_call_fails_only_its_requests_and_the_queue_goes_on():
-    answers, calls, counts = run_queue([[(["a1"], ["b1"])], [(["boom"], ["b2"])], [(["a3"], ["b3"])]],
-                                       max_requests=1, fail_on="boom")
+    answers, calls, counts, busy_s = run_queue([[(["a1"], ["b1"])], [(["boom"], ["b2"])], [(["a3"], ["b3"])]],
+                                               max_requests=1, fail_on="boom")
     assert answers[0] == [["a1|b1"]] and answers[2] == [["a3|b3"]] and isinstance(answers[1][0], RuntimeError)
     assert calls == [1, 1, 1] and counts == (2, 2)
+    assert busy_s >= 0.06  # the failed call's time counts too
 
 
 # --- the answers, with real (tiny) models -------------------------------------------------------------------------
