@@ -11,7 +11,8 @@ always free to take requests and answer /healthz and /info. /check requests of a
 ``@serve.batch`` (at most ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more) and handed to a
 ``service.CheckQueue``: while the model is busy, the groups gathered meanwhile wait, and its next call takes all
 of them (up to ``max_batch_size`` requests). At 32 callers the calls took 27 and 5 requests in turn, where a
-call per gathered group took 2.3, and small calls cost up to 1.3x the CPU per pair (measured: docs/serving.md). /search and /dedupe take lists already and queue for the same model thread. A request that
+call per gathered group took 2.3, and small calls cost up to 1.3x the CPU per pair (measured:
+docs/serving.md). /search and /dedupe take lists already and queue for the same model thread. A request that
 fails validation is answered with its 4xx and never reaches the models; an unexpected error is a 500 for that
 request only. Serve's controller replaces a replica that dies (checked every ``HEALTH_CHECK_PERIOD_S``).
 
