@@ -174,6 +174,46 @@ def near_copy(a: str, b: str) -> bool:
     return bool(wa and na and nb) and wa == wb and na != nb
 
 
+#: a cross-reference: a reference word ("Section", "Sections", "§", "Article", "clause", "paragraph", ...) and
+#: the numbers it points to, one or a list ("Sections 8.1 or 8.2", "§§ 3, 4 and 7(b)", "Articles 2-5")
+_REF_NUMBER = r"\d+(?:\.\d+)*(?:\s?\([a-z0-9]{1,4}\))*"
+_REFERENCE = re.compile(
+    r"(?:\b(?:sections?|subsections?|articles?|clauses?|subclauses?|paragraphs?|subparagraphs?|chapters?|appendix|"
+    r"appendices|annex(?:es)?|exhibits?|schedules?|sec|art|para)\.?|§§?)\s*"
+    rf"{_REF_NUMBER}(?:\s*(?:,|,?\s*(?:and|or|to|through)|-|–)\s*{_REF_NUMBER})*", re.IGNORECASE)
+_REF_NUMBER_RE = re.compile(_REF_NUMBER)
+
+
+def cross_references(text: str) -> list[tuple[int, int]]:
+    """Where the numbers of the sentence's cross-references are (``_REFERENCE``), as (start, end) offsets in
+    order: "under Sections 8.1 or 8.2 above" has two, at "8.1" and "8.2". Other numbers (dates, amounts,
+    versions) are not cross-references."""
+    spans = []
+    for ref in _REFERENCE.finditer(text):
+        # the numbers after the reference word (a word such as "sec" has no digits to match)
+        spans += [(ref.start() + m.start(), ref.start() + m.end()) for m in _REF_NUMBER_RE.finditer(ref.group())]
+    return spans
+
+
+def align_references(a: str, b: str) -> str:
+    """``b`` with its cross-reference numbers replaced by ``a``'s, where both have as many and they differ
+    ("termination under Sections 8.1 or 8.2" / "... Sections 5.1 or 5.2"); ``b`` itself otherwise. A copy of a
+    clause from a renumbered document is still the clause: the cross-encoder reads the pair with the numbering
+    aligned, so that renumbering is not taken for a changed fact, while every other number (dates, amounts,
+    versions) stays as written. References that only trade places are a swap, not a renumbering ("Article 12
+    ... retention, and Article 15 ... appeal" / "Article 15 ... retention, and Article 12 ..."), and stay.
+    ``number_difference`` still tells the reviewer that the numbers differ."""
+    ra, rb = cross_references(a), cross_references(b)
+    na, nb = (["".join(text[s:e].split()) for s, e in spans] for text, spans in ((a, ra), (b, rb)))
+    if not ra or len(ra) != len(rb) or sorted(na) == sorted(nb):
+        return b
+    out, last = [], 0
+    for (sa, ea), (sb, eb) in zip(ra, rb, strict=True):
+        out += [b[last:sb], a[sa:ea]]
+        last = eb
+    return "".join([*out, b[last:]])
+
+
 def review_notes(a: str, b: str) -> list[str]:
     """Every cue for a reviewer about the pair (numbers that differ, swapped spans), in a fixed order."""
     return [note for note in (number_difference(a, b), swap_note(a, b)) if note]

@@ -20,6 +20,7 @@ from scanner.device import CPU_BATCH_TOKENS, batch_tokens, dtype_for, quiet_mode
 from scanner.errors import ConfigError, ModelLoadError
 from scanner.modelfiles import safe_model_folder
 from scanner.quantized import INT8_WEIGHTS, load_int8_sequence_classifier
+from scanner.reasons import align_references
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_CROSS_ENCODER = str(WEIGHTS_DIR / "paws-deberta-v3-xsmall")
@@ -125,7 +126,8 @@ def score_pairs(
     A pair longer than ``max_length`` tokens is never judged on a truncated head: it is cut into as many
     windows as it needs (``long_pair_windows``: the n-th part of a's words with the n-th part of b's) and scores
     the mean of its windows. ``both_orders``: the mean of the probabilities of (a[i], b[i]) and (b[i], a[i]),
-    batched together."""
+    batched together. The model reads each pair with its cross-reference numbers aligned
+    (``scanner.reasons.align_references``): a clause copied from a renumbered document is not a changed fact."""
     if len(a) != len(b):
         raise ValueError(f"score_pairs needs as many first as second sentences, got {len(a)} and {len(b)}")
     if not a:
@@ -135,6 +137,7 @@ def score_pairs(
     if both_orders:
         both = score_pairs(net, tokenizer, [*a, *b], [*b, *a], **kwargs)
         return ((both[: len(a)] + both[len(a) :]) / 2).astype(np.float32)
+    b = [align_references(x, y) for x, y in zip(a, b, strict=True)]
     enc = tokenizer(list(a), list(b), truncation=False, verbose=False)
     ids = enc["input_ids"]
     long = [i for i, x in enumerate(ids) if len(x) > max_length]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from scanner.reasons import (
     NEAR_COPY,
     SWAP_RULE,
+    align_references,
     copy_skeleton,
+    cross_references,
     decision_reason,
     find_swap,
     near_copy,
@@ -136,3 +138,32 @@ def test_a_copy_with_changed_numbers_is_a_near_copy_but_swapped_numbers_are_not(
     # two versions of a licence's title: the numbers changed and one was added (a version number and a date)
     assert near_copy("Version 1.2, November 2002", "Version 1.3, 3 November 2008")
     assert not near_copy("Take pills daily.", "Take 2 pills daily.")  # a number where the other side has none
+
+
+def test_cross_references_are_the_numbers_a_reference_word_points_to():
+    def found(text: str) -> list[str]:
+        return [text[s:e] for s, e in cross_references(text)]
+
+    assert found("termination under Sections 8.1 or 8.2 above") == ["8.1", "8.2"]
+    assert found("see § 3(b), 4 and 7; Articles 2-5 apply") == ["3(b)", "4", "7", "2", "5"]
+    assert found("see clause 7 (b) (ii) for details") == ["7 (b) (ii)"]
+    assert found("Sec. 12.3 says 5 dollars, paid in 1998") == ["12.3"]  # amounts and years are not references
+    assert found("The flight left at 10:30 in 2010, see the second paragraph.") == []
+
+
+def test_renumbered_references_are_aligned_but_other_numbers_and_swapped_references_stay():
+    a = "In the event of termination under Sections 8.1 or 8.2 above, licences granted by any distributor survive."
+    b = "In the event of termination under Sections 5.1 or 5.2 above, licences granted by Your distributors survive."
+    assert align_references(a, b) == b.replace("5.1", "8.1").replace("5.2", "8.2")
+    # only the references move: a changed year or amount is still there for the cross-encoder to read
+    assert align_references("Under section 4, the fee was $5 in 2010.", "Under section 9, the fee was $7 in 2011.") == \
+        "Under section 4, the fee was $7 in 2011."
+    # references that trade places are a swap of meaning, not a renumbering
+    swap = ("Article 12 of the regulation deals with data retention, and Article 15 sets out the right of appeal.",
+            "Article 15 of the regulation deals with data retention, and Article 12 sets out the right of appeal.")
+    assert align_references(*swap) == swap[1]
+    # the same reference written with other spacing, or another number of references, is left as it is
+    assert align_references("see clause 7 (b) (ii) for details", "see clause 7(b)(ii) for details") == \
+        "see clause 7(b)(ii) for details"
+    assert align_references("under Sections 8.1 or 8.2", "under Section 5") == "under Section 5"
+    assert align_references("no references here", "none at all") == "none at all"
