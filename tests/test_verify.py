@@ -46,6 +46,24 @@ def test_a_clause_copied_from_a_renumbered_document_is_reuse_but_swapped_article
     assert copied >= threshold > swapped
 
 
+def test_the_shipped_verifier_scores_with_the_compact_attention_as_with_transformers_own(scorer):
+    net, tok = scorer.net, scorer.tokenizer
+    modules = [m for m in net.modules() if hasattr(m, "_full_attention_bias")]
+    assert len(modules) == net.config.num_hidden_layers
+    a = ["I took a flight from New York to Paris.", " ".join(["The council closed the old bridge in May."] * 30)]
+    b = ["I flew to Paris from New York.", " ".join(["In May, the old bridge was closed by the council."] * 30)]
+    compact = score_pairs(net, tok, a, b)  # the second pair is past the 128 positions where buckets begin
+    installed = [m.disentangled_attention_bias for m in modules]
+    try:
+        for m in modules:
+            m.disentangled_attention_bias = m._full_attention_bias
+        full = score_pairs(net, tok, a, b)
+    finally:
+        for m, method in zip(modules, installed, strict=True):
+            m.disentangled_attention_bias = method
+    np.testing.assert_allclose(compact, full, atol=1e-6)
+
+
 def test_threshold_recorded_with_the_model():
     assert 0.0 < model_threshold(DEFAULT_CROSS_ENCODER) < 1.0
 
