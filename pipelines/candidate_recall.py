@@ -26,24 +26,33 @@ from pipelines.data import DEFAULT_DATA_DIR, Pair, realistic, split_mrpc_train, 
 
 MIN_COSINES = (0.5, 0.55, 0.6, 0.65, 0.7)
 TOP_KS = (3, 5, 8, 10)
-#: (band_cosine, band_top_k) of the low band; a band at or below the floor is no band
-BANDS = ((-1.0, 1), (0.7, 1), (0.7, 2))
+#: (band_cosine, band_top_k, band_mutual) of the low band; a band at or below the floor is no band
+BANDS = ((-1.0, 1, False), (0.7, 1, False), (0.7, 1, True), (0.7, 2, False), (0.7, 2, True))
 
 
 def settings(min_cosines: tuple[float, ...], top_ks: tuple[int, ...],
-             bands: tuple[tuple[float, int], ...]) -> list[tuple[float, int, float, int]]:
-    """Every distinct (min_cosine, top_k, band_cosine, band_top_k); bands that change nothing are left out."""
+             bands: tuple[tuple[float, int, bool], ...]) -> list[tuple[float, int, float, int, bool]]:
+    """Every distinct (min_cosine, top_k, band_cosine, band_top_k, band_mutual); bands that change nothing are
+    left out."""
     out = []
     for min_cosine in min_cosines:
         for top_k in top_ks:
-            out.append((min_cosine, top_k, min_cosine, 1))
-            out += [(min_cosine, top_k, bc, bk) for bc, bk in bands if bc > min_cosine and bk < top_k]
+            out.append((min_cosine, top_k, min_cosine, 1, False))
+            out += [(min_cosine, top_k, bc, bk, mutual) for bc, bk, mutual in bands if bc > min_cosine and bk < top_k]
     return out
+
+
+def band_name(min_cosine: float, band_cosine: float, band_top_k: int, band_mutual: bool) -> str:
+    """How a table row names its band: ``none``, or e.g. ``below 0.7: top 1 of both`` (mutual) / ``of either``."""
+    if band_cosine <= min_cosine:
+        return "none"
+    return f"below {band_cosine}: top {band_top_k} of {'both' if band_mutual else 'either'}"
 
 
 def candidate_recall(sets: dict[str, list[Pair]], embeddings: np.ndarray, texts: list[str],
                      min_cosines: tuple[float, ...] = MIN_COSINES, top_ks: tuple[int, ...] = TOP_KS,
-                     bands: tuple[tuple[float, int], ...] = BANDS, groups: np.ndarray | None = None) -> list[dict[str, Any]]:
+                     bands: tuple[tuple[float, int, bool], ...] = BANDS,
+                     groups: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One row per setting (``settings``): recall of each set's paraphrase pairs among the candidates, and
     candidate pairs per sentence. ``texts[i]`` is embedded as ``embeddings[i]`` (unit vectors); ``groups``: the
     document of each text (default: one document per text)."""
@@ -53,15 +62,15 @@ def candidate_recall(sets: dict[str, list[Pair]], embeddings: np.ndarray, texts:
     keys = np.array([text_key(t) for t in texts], dtype=np.int64)
     groups = np.arange(len(texts)) if groups is None else np.asarray(groups)
     rows = []
-    for min_cosine, top_k, band_cosine, band_top_k in settings(min_cosines, top_ks, bands):
-        config = CandidateConfig(top_k=top_k, min_cosine=min_cosine, scope="cross", min_words=0,
-                                 prefilter="off", search="exact", band_cosine=band_cosine, band_top_k=band_top_k)
+    for min_cosine, top_k, band_cosine, band_top_k, band_mutual in settings(min_cosines, top_ks, bands):
+        config = CandidateConfig(top_k=top_k, min_cosine=min_cosine, scope="cross", min_words=0, prefilter="off",
+                                 search="exact", band_cosine=band_cosine, band_top_k=band_top_k, band_mutual=band_mutual)
         ni, nj, _ = neighbour_pairs(embeddings, groups, config, keys)
         ei, ej = exact_pairs(keys, groups, "cross")
         found = {(int(min(i, j)), int(max(i, j))) for i, j in zip(np.concatenate([ni, ei]),
                                                                  np.concatenate([nj, ej]), strict=True)}
         row: dict[str, Any] = {"min_cosine": min_cosine, "top_k": top_k,
-                               "band": f"below {band_cosine}: top {band_top_k}" if band_cosine > min_cosine else "none",
+                               "band": band_name(min_cosine, band_cosine, band_top_k, band_mutual),
                                "pairs_per_sentence": len(found) / len(texts)}
         for name, pairs in sets.items():
             positives = [p for p in pairs if p.label == 1]

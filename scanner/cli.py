@@ -182,9 +182,12 @@ def cli() -> None:
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), help="Cosine floor for candidates (0.55 lets 97% or more of the paraphrases of every validation set reach the verifier: pipelines/candidate_recall.py).  [default: 0.55]")
 @click.option("--top-k", type=click.IntRange(1), help="Candidate neighbours per sentence.  [default: 5]")
 @click.option("--band-cosine", type=click.FloatRange(-1, 1),
-              help="Below this cosine a neighbour is a candidate only if it is among the --band-top-k best of one of "
-                   "its sentences (at or below --min-cosine: no band).  [default: 0.7]")
+              help="Below this cosine a neighbour is a candidate only if it is among the --band-top-k best of its "
+                   "sentences (--band-mutual; at or below --min-cosine: no band).  [default: 0.7]")
 @click.option("--band-top-k", type=click.IntRange(1), help="Neighbours per sentence kept below --band-cosine.  [default: 1]")
+@click.option("--band-mutual/--band-one-sided", default=None,
+              help="Below --band-cosine keep a pair only when each sentence is among the other's --band-top-k best "
+                   "(fewer pairs), or when one of them is.  [default: --band-mutual; against an index: one-sided]")
 @click.option("--mutual", is_flag=True, help="Keep a candidate pair only when each sentence is in the other's top-k.")
 @click.option("--candidate-budget", "budget", type=click.FloatRange(0, min_open=True), metavar="PAIRS",
               help="At most this many candidate pairs per sentence, highest cosine first (bounds the cross-encoder's work).")

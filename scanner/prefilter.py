@@ -201,8 +201,9 @@ def prefilter(embedder: StaticEmbedder, texts: Sequence[str], groups: np.ndarray
         if estimate > config.prefilter_max_kept:
             return active.copy(), estimate
     method = "ivf" if config.search == "auto" and len(rows) >= PREFILTER_IVF_ROWS else config.search
+    # a sentence is kept by its own best match: no mutual pairs, no mutual band
     search = dataclasses.replace(config, top_k=1, min_cosine=config.prefilter_min_cosine, mutual=False, budget=None,
-                                 search=method)
+                                 band_mutual=False, search=method)
     i, j, _ = neighbour_pairs(vectors, groups, search, keys=keys, active=active)
     hit = np.zeros(len(uniq), dtype=bool)
     hit[np.searchsorted(uniq, keys[i])] = True

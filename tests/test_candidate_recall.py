@@ -29,12 +29,14 @@ def test_recall_and_cost_follow_the_cosine_floor():
 def test_the_low_band_costs_less_and_keeps_each_sentences_best():
     # a: its paraphrase at cosine 0.6 is its best neighbour, a related sentence at 0.56 second, and that
     # sentence's own best is "c" (0.81): below 0.7, the a/related pair is nobody's best
-    texts = ["a", "a rewrite", "a related", "b", "b rewrite", "c"]
+    # sentence "d"'s best is "a" (0.55), but a's best is its rewrite: a pair of one side's best, not of both
+    texts = ["a", "a rewrite", "a related", "b", "b rewrite", "c", "d"]
     emb = np.stack([unit(1, 0, 0, 0), unit(0.6, 0.8, 0, 0), unit(0.56, 0, 0.83, 0),
-                    unit(0, 0, 0, 1), unit(0, 0.05, 0, 1), unit(0, 0, 1, 0.2)])
+                    unit(0, 0, 0, 1), unit(0, 0.05, 0, 1), unit(0, 0, 1, 0.2), unit(0.55, 0, 0, -0.835)])
     sets = {"s": [Pair("a", "a rewrite", 1, "x"), Pair("b", "b rewrite", 1, "x")]}
-    rows = candidate_recall(sets, emb, texts, (0.5,), (3,), bands=((0.7, 1),))
-    plain, banded = rows
-    assert (plain["band"], banded["band"]) == ("none", "below 0.7: top 1")
-    assert plain["s"] == banded["s"] == 1.0
-    assert banded["pairs_per_sentence"] < plain["pairs_per_sentence"]
+    rows = candidate_recall(sets, emb, texts, (0.5,), (3,), bands=((0.7, 1, False), (0.7, 1, True)))
+    plain, banded, mutual = rows
+    assert (plain["band"], banded["band"], mutual["band"]) == ("none", "below 0.7: top 1 of either",
+                                                               "below 0.7: top 1 of both")
+    assert plain["s"] == banded["s"] == mutual["s"] == 1.0
+    assert mutual["pairs_per_sentence"] < banded["pairs_per_sentence"] < plain["pairs_per_sentence"]

@@ -18,30 +18,37 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 
 def oracle(emb, groups, config, keys=None):
     """Brute force: full n x n matrix, per-row top-k among allowed rows (below the band cosine only the first
-    ``band_top_k`` of them), union, i < j."""
+    ``band_top_k`` of them, and with ``band_mutual`` only where each row is among the other's first), union, i < j."""
     sims = emb @ emb.T
     n = len(emb)
-    pairs = {}
+    tops = []
     for i in range(n):
         allowed = [j for j in range(n) if j != i and (
             (config.scope == "cross" and groups[i] != groups[j]) or (config.scope == "within" and groups[i] == groups[j])
             or config.scope == "all") and (keys is None or keys[i] != keys[j])]
-        top = sorted(allowed, key=lambda j: (-sims[i, j], j))[: config.top_k]
-        for rank, j in enumerate(top):
-            if sims[i, j] >= config.min_cosine and (sims[i, j] >= config.band_cosine or rank < config.band_top_k):
+        tops.append(sorted(allowed, key=lambda j: (-sims[i, j], j))[: config.top_k])
+
+    def in_band(i, j):
+        return j in tops[i][: config.band_top_k]
+
+    pairs = {}
+    for i in range(n):
+        for j in tops[i]:
+            if sims[i, j] >= config.min_cosine and (sims[i, j] >= config.band_cosine or (
+                    in_band(i, j) and (not config.band_mutual or in_band(j, i)))):
                 pairs[(min(i, j), max(i, j))] = sims[i, j]
     return pairs
 
 
 @pytest.mark.parametrize("scope", ["cross", "within", "all"])
 @pytest.mark.parametrize("query_chunk,corpus_chunk", [(1, 1), (3, 7), (5, 2), (64, 64), (1000, 1000)])
-@pytest.mark.parametrize("band", [(0.1, 1), (0.4, 1), (0.4, 2)])
+@pytest.mark.parametrize("band", [(0.1, 1, True), (0.4, 1, True), (0.4, 2, True), (0.4, 1, False), (0.4, 2, False)])
 def test_chunked_search_equals_brute_force(scope, query_chunk, corpus_chunk, band):
     rng = np.random.default_rng(7)
     emb = unit(rng, 41, 8)
     groups = rng.integers(0, 4, size=41)
     config = CandidateConfig(top_k=3, min_cosine=0.1, scope=scope, query_chunk=query_chunk, corpus_chunk=corpus_chunk,
-                             band_cosine=band[0], band_top_k=band[1])
+                             band_cosine=band[0], band_top_k=band[1], band_mutual=band[2])
     i, j, cos = neighbour_pairs(emb, groups, config)
     got = {(a, b): c for a, b, c in zip(i.tolist(), j.tolist(), cos.tolist(), strict=True)}
     want = oracle(emb, groups, config)
@@ -170,11 +177,18 @@ def test_the_low_band_keeps_only_each_sentences_best():
     i = np.array([0, 0, 2, 2, 4])
     j = np.array([1, 2, 3, 0, 2])
     cos = np.array([0.9, 0.6, 0.65, 0.6, 0.58], dtype=np.float32)
-    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(), searched=5)
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(band_mutual=False), searched=5)
     # (0, 2) is nobody's best below 0.7: left out; (2, 3) is 2's best, (2, 4) is 4's best
     assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 1), (2, 3), (2, 4)]
-    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(band_top_k=2), searched=5)
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(band_top_k=2, band_mutual=False), searched=5)
     assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 1), (0, 2), (2, 3), (2, 4)]
+    # the mutual band (the default): below 0.7 both sentences must be among each other's best
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(), searched=5)
+    assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 1)]  # 3's and 2's own lists hold no 2, 4
+    lo, hi, _ = select_pairs(np.r_[i, 3], np.r_[j, 2], np.r_[cos, 0.65].astype(np.float32), CandidateConfig(), searched=5)
+    assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 1), (2, 3)]  # 2 and 3: each the other's best
+    lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(band_top_k=2), searched=5)
+    assert list(zip(lo.tolist(), hi.tolist(), strict=True)) == [(0, 1), (0, 2)]  # 0 and 2: in each other's best 2
     lo, hi, _ = select_pairs(i, j, cos, CandidateConfig(band_cosine=0.55), searched=5)  # at the floor: no band
     assert len(lo) == 4
 

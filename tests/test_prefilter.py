@@ -188,3 +188,21 @@ def test_a_prefiltered_scan_flags_the_same_pairs_on_the_examples(examples_dir, l
     assert not scan(prefilter="auto", prefilter_min_rows=10, embedder="hashing").metadata["prefilter"]
     with pytest.raises(ConfigError, match="needs a transformer embedder"):
         scan(prefilter="on", embedder="hashing")
+
+
+def test_a_sentence_is_kept_by_its_own_best_match_whatever_the_mutual_band():
+    # a's best static match is b (0.6), but b's best is c (0.65): below the band's 0.7 the pair a/b is not mutual,
+    # and the pre-filter must still keep a (it decides what gets embedded, not what gets verified)
+    class Fixed:
+        table = np.zeros((1, 3), dtype=np.float32)
+
+        def embed(self, texts):
+            vectors = {"a": (1, 0, 0), "b": (0.6, 0.8, 0), "c": (0, 0.8125, 0.583), "d": (0, 0, -1)}
+            out = np.array([vectors[t] for t in texts], dtype=np.float32)
+            return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    texts = ["a", "b", "c", "d"]
+    keys = np.array([text_key(t) for t in texts], dtype=np.int64)
+    config = CandidateConfig(prefilter="on", prefilter_min_cosine=0.48, band_cosine=0.7, band_mutual=True)
+    kept, _ = prefilter(Fixed(), texts, np.arange(4), keys, np.ones(4, dtype=bool), config)
+    assert kept.tolist() == [True, True, True, False]
