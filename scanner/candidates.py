@@ -136,39 +136,37 @@ def _canonical(i: np.ndarray, j: np.ndarray, *values: np.ndarray) -> tuple[np.nd
     return (lo[first], hi[first], *(v[first] for v in values))
 
 
-def low_band(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, config: CandidateConfig,
-             mutual: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def low_band(i: np.ndarray, j: np.ndarray, cosine: np.ndarray,
+             config: CandidateConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The directed edges (i -> j) the low band keeps: all at or above ``config.band_cosine``, below it only each
-    ``i``'s ``band_top_k`` best, and with ``mutual`` (default ``config.band_mutual``) only where ``i`` is also
-    among ``j``'s (no band when ``band_cosine`` is at or below ``min_cosine``). ``mutual`` needs the edges of both
-    directions: a search from one side only (a reference index) passes False."""
+    ``i``'s ``band_top_k`` best (no band when ``band_cosine`` is at or below ``min_cosine``). Whether a low edge
+    must also be kept from the other side (``band_mutual``) is decided where the two directions meet,
+    ``select_pairs``."""
     i, j, cos = np.asarray(i), np.asarray(j), np.asarray(cosine, dtype=np.float32)
     if config.band_cosine <= config.min_cosine or not len(cos):
         return i, j, cos
     keep = banded(i, j, cos, config.band_cosine, config.band_top_k)
-    if config.band_mutual if mutual is None else mutual:
-        low = keep & (cos < config.band_cosine)
-        n = int(max(i.max(), j.max())) + 1
-        kept_low = (i[low].astype(np.int64) * n + j[low]).astype(np.int64)
-        reverse_kept = np.isin(j.astype(np.int64) * n + i, kept_low)
-        keep &= (cos >= config.band_cosine) | reverse_kept
     return i[keep], j[keep], cos[keep]
 
 
 def select_pairs(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, config: CandidateConfig,
                  searched: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From directed neighbour edges (i -> j: j is among i's top-k), the candidate pairs: below
-    ``config.band_cosine`` only each sentence's ``band_top_k`` best edges, each unordered pair once (i < j,
-    sorted), only pairs found from both sides when ``config.mutual``, and at most ``config.budget * searched``
-    pairs (highest cosine first, ties by (i, j)) when a budget is set."""
+    ``config.band_cosine`` only each sentence's ``band_top_k`` best edges, and with ``config.band_mutual`` only
+    those kept from both sides, each unordered pair once (i < j, sorted), only pairs found from both sides when
+    ``config.mutual``, and at most ``config.budget * searched`` pairs (highest cosine first, ties by (i, j)) when
+    a budget is set."""
     i, j, cos = low_band(i, j, cosine, config)
     lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
     if len(lo) == 0:
         return lo, hi, cos
     key = np.stack([lo, hi], axis=1)
     _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    both_sides = counts >= 2  # the pair's two directed edges both survived the search (and the low band)
     if config.mutual:
-        first = first[counts >= 2]
+        first = first[both_sides]
+    elif config.band_mutual:
+        first = first[both_sides | (cos[first] >= config.band_cosine)]
     lo, hi, cos = lo[first], hi[first], cos[first]
     if config.budget is not None:
         cap = max(1, int(config.budget * searched))

@@ -103,8 +103,9 @@ def _reference_candidates(index: ReferenceIndex, emb: np.ndarray, keys: np.ndarr
         used = np.union1d(ex_ref, nb_ref)  # keep only the reference rows some pair still uses
         kept = [t.filter(pc.is_in(t["gid"], pa.array(used))) for t in kept]
         offset += len(batch)
-    if band:  # the scan's low band, judged from the scanned sentence's side (the reference's neighbours are unknown)
-        nb_new, nb_ref, nb_cos = low_band(nb_new, nb_ref, nb_cos, config.candidates, mutual=False)
+    if band:  # the scan's low band, judged from the scanned sentence's side (one-sided: the reference's own
+        # neighbours are not searched)
+        nb_new, nb_ref, nb_cos = low_band(nb_new, nb_ref, nb_cos, config.candidates)
     ref = pa.concat_tables(kept) if kept else None
     gids = ref["gid"].to_numpy() if ref is not None else np.zeros(0, np.int64)
     local = {g: i for i, g in enumerate(gids.tolist())}

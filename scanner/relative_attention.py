@@ -31,7 +31,7 @@ def relative_attention_bias(self: Any, query_layer: torch.Tensor, key_layer: tor
     """The c2p + p2c attention bias of ``DisentangledSelfAttention`` (bound to the module as ``self``), from
     the relative-position embeddings the batch's positions use. Shapes as transformers': ``query_layer`` and
     ``key_layer`` (batch x heads, length, head size); returns (batch x heads, length, length)."""
-    from transformers.models.deberta_v2.modeling_deberta_v2 import build_relative_position
+    from transformers.models.deberta_v2.modeling_deberta_v2 import build_relative_position, scaled_size_sqrt
 
     if key_layer.size(-2) != query_layer.size(-2) or not {"c2p", "p2c"} & set(self.pos_att_type):
         # not self-attention, or no position terms: transformers' own path
@@ -53,7 +53,7 @@ def relative_attention_bias(self: Any, query_layer: torch.Tensor, key_layer: tor
     heads = self.num_attention_heads
     batch = query_layer.size(0) // heads
     head_size = query_layer.size(-1)
-    scale = torch.sqrt(torch.tensor(head_size, dtype=torch.float) * scale_factor).to(dtype=query_layer.dtype)
+    scale = scaled_size_sqrt(query_layer, scale_factor).to(dtype=query_layer.dtype)
     score = torch.zeros((), dtype=query_layer.dtype, device=query_layer.device)
     if "c2p" in self.pos_att_type:
         pos_key = self.transpose_for_scores(self.key_proj(rel) if self.share_att_key else self.pos_key_proj(rel), heads)
@@ -70,8 +70,12 @@ def relative_attention_bias(self: Any, query_layer: torch.Tensor, key_layer: tor
 def compact_relative_attention(net: torch.nn.Module) -> int:
     """Install ``relative_attention_bias`` on every DeBERTa-v2 attention module of ``net``; returns how many.
     Other models, and modules that lack what it relies on, are left as they are (0)."""
-    try:
-        from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention
+    try:  # the helpers relative_attention_bias calls, too: a transformers without them keeps its own method
+        from transformers.models.deberta_v2.modeling_deberta_v2 import (  # noqa: F401
+            DisentangledSelfAttention,
+            build_relative_position,
+            scaled_size_sqrt,
+        )
     except ImportError:
         return 0
     installed = 0
