@@ -8,6 +8,7 @@
     ├── IndexError_              a reference index is missing, corrupt or built with another model
     ├── ClusterError             a Ray address does not answer
     ├── WorkerError              a Ray worker kept dying on the same work after its retries
+    │   └── ModelProcessError    the model process of a `scan serve` replica died (the replica is replaced)
     └── RequestError             a request to `scan serve` is malformed (answered with its 4xx status)
 """
 
@@ -62,6 +63,10 @@ class WorkerError(ScannerError):
     exit_code = 8
 
 
+class ModelProcessError(WorkerError):
+    """Raised by ``scanner.model_process`` when a replica's model process died or could not start."""
+
+
 class RequestError(ScannerError):
     """Raised by ``scanner.serve`` when a request cannot be answered as sent (bad JSON, a missing or unknown field,
     a body or sentence over its limit). ``status`` is the HTTP status it is answered with (400, 404, 405, 413,
@@ -72,3 +77,6 @@ class RequestError(ScannerError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+    def __reduce__(self) -> tuple[type[RequestError], tuple[int, str]]:  # pickled across scanner.model_process
+        return type(self), (self.status, str(self))

@@ -5,16 +5,17 @@
     >>> with start(ServeConfig(port=8123)) as service:            # doctest: +SKIP
     ...     requests.post(f"{service.url}/check", json={"text_a": "...", "text_b": "..."}).json()
 
-One deployment, ``ScannerServer``, answers every endpoint. Each replica builds one ``service.Scanner`` (the
-models load once, in the constructor) and runs every model call on one thread of its own, so its event loop is
-always free to take requests and answer /healthz and /info. /check requests of all callers are gathered by
-``@serve.batch`` (at most ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more) and handed to a
-``service.CheckQueue``: while the model is busy, the groups gathered meanwhile wait, and its next call takes all
-of them (up to ``max_batch_size`` requests). At 32 callers the calls took 27 and 5 requests in turn, where a
-call per gathered group took 2.3, and small calls cost up to 1.3x the CPU per pair (measured:
-docs/serving.md). /search and /dedupe take lists already and queue for the same model thread. A request that
-fails validation is answered with its 4xx and never reaches the models; an unexpected error is a 500 for that
-request only. Serve's controller replaces a replica that dies (checked every ``HEALTH_CHECK_PERIOD_S``).
+One deployment, ``ScannerServer``, answers every endpoint. Each replica starts one ``model_process.ModelProcess``:
+the models (``service.Scanner``) load once, in a child process with an interpreter of its own, so a model call
+never waits for the GIL that the replica's request handling holds (in the replica's own process, the model ran at
+half its in-process speed under load: docs/serving.md). The replica waits for the child on one thread of its
+own, so its event loop is always free to take requests and answer /healthz and /info. /check requests of all
+callers are gathered by ``@serve.batch`` (at most ``max_batch_size`` requests, waiting at most
+``batch_wait_s`` for more) and handed to a ``service.CheckQueue``: while the model is busy, the groups gathered
+meanwhile wait, and its next call takes all of them (up to ``max_batch_size`` requests). /search and /dedupe take
+lists already and queue for the same model thread. A request that fails validation is answered with its 4xx and
+never reaches the models; an unexpected error is a 500 for that request only. Serve's controller replaces a
+replica that dies, or whose model process died (``check_health``, every ``HEALTH_CHECK_PERIOD_S``).
 
 Ray is joined or started by ``scanner.engine.connect_ray`` and the replicas are sized by
 ``scanner.engine.plan_replicas``, as for the batch engine.
@@ -40,11 +41,11 @@ except ImportError as exc:  # pragma: no cover - the serve extra is part of the 
     raise ImportError("scan serve needs Ray Serve: pip install 'paraphrase-scanner[serve]'") from exc
 
 from scanner.engine import WORKER_ENV, EngineConfig, StagePlan, cluster_resources, connect_ray, plan_replicas
-from scanner.errors import ConfigError, IndexError_, RequestError, ScannerError
+from scanner.errors import ConfigError, IndexError_, ModelProcessError, RequestError, ScannerError
+from scanner.model_process import ModelProcess
 from scanner.pair_check import Check
 from scanner.service import (
     CheckQueue,
-    Scanner,
     ServeConfig,
     check_answer,
     dedupe_answer,
@@ -54,6 +55,7 @@ from scanner.service import (
     read_json,
     route,
     search_answer,
+    service_info,
     too_large,
 )
 
@@ -62,7 +64,7 @@ T = TypeVar("T")
 #: how often Serve's controller checks each replica (a dead one is replaced within about this long)
 HEALTH_CHECK_PERIOD_S = 2.0
 #: status of library errors met while answering a valid request (others are 500)
-LIBRARY_STATUS = {ConfigError: 422, IndexError_: 503}
+LIBRARY_STATUS = {ConfigError: 422, IndexError_: 503, ModelProcessError: 503}
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -74,20 +76,27 @@ class ScannerServer:
     """The Serve deployment: routing, the body limit, batching over callers, errors as JSON with their status."""
 
     def __init__(self, config: ServeConfig) -> None:
-        if config.torch_threads:
-            import torch
-
-            torch.set_num_threads(config.torch_threads)
         self.config = config
-        #: the one thread that runs the models (the tokenizers are not thread-safe, and the cores are the model's)
+        #: the models, in a process of their own (``scanner.model_process``: they never wait for this one's GIL)
+        self.models = ModelProcess(config, config.torch_threads)
+        #: the one thread that waits for the model process (one call at a time; the event loop stays free)
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="scanner-model")
-        self.scanner = Scanner(config)
-        self.checks = CheckQueue(self.scanner.check, self.on_model_thread, config.max_batch_size)
+        self.checks = CheckQueue(lambda a, b: self.models.call("check", a, b), self.on_model_thread,
+                                 config.max_batch_size)
         self.gather.set_max_batch_size(config.max_batch_size)
         self.gather.set_batch_wait_timeout_s(config.batch_wait_s)
 
     async def on_model_thread(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.model_thread, call)
+
+    def check_health(self) -> None:
+        """Serve's health check: a replica whose model process died is replaced."""
+        if not self.models.alive():
+            raise ModelProcessError(f"the model process (pid {self.models.pid}) has ended")
+
+    def __del__(self) -> None:
+        if hasattr(self, "models"):
+            self.models.close()
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def gather(self, requests: list[tuple[list[str], list[str]]]) -> list[asyncio.Future[list[Check]]]:
@@ -113,7 +122,7 @@ class ScannerServer:
         if endpoint == "healthz":
             return {"status": "ok"}
         if endpoint == "info":
-            info = self.scanner.info()
+            info = service_info(self.config)
             info["batching"].update(check_requests=self.checks.requests, check_calls=self.checks.calls,
                                    check_model_seconds=round(self.checks.busy_s, 3))
             return info
@@ -123,9 +132,9 @@ class ScannerServer:
             return check_answer(await (await self.gather((a, b))), single)
         if endpoint == "search":
             queries = parse_search(body, self.config)
-            return search_answer(await self.on_model_thread(lambda: self.scanner.search(queries)))
+            return search_answer(await self.on_model_thread(lambda: self.models.call("search", queries)))
         sentences = parse_dedupe(body, self.config)
-        return dedupe_answer(await self.on_model_thread(lambda: self.scanner.dedupe(sentences)))
+        return dedupe_answer(await self.on_model_thread(lambda: self.models.call("dedupe", sentences)))
 
     async def __call__(self, request: Request) -> JSONResponse:
         try:

@@ -361,8 +361,8 @@ class CheckQueue:
 class Scanner:
     """The models of one replica, loaded once when it is built, and the calls the endpoints make.
 
-    Not thread-safe (the tokenizer is not): one call at a time (``scanner.serve`` makes every call on the
-    replica's one model thread)."""
+    Not thread-safe (the tokenizer is not): one call at a time (``scanner.serve`` builds it in the replica's
+    ``scanner.model_process``, which takes one call at a time)."""
 
     def __init__(self, config: ServeConfig, engine: Any = None) -> None:
         from scanner.engine import LocalEngine
@@ -401,23 +401,25 @@ class Scanner:
                       device=v.device, engine=self.engine, both_orders=v.both_orders, swap_rule=v.swap_rule,
                       cache=False)
 
-    def info(self) -> dict[str, Any]:
-        """/info: what answers (models by name and weight hash, the threshold, the index's size) and the limits."""
-        from scanner.embed import resolve_embedder
-        from scanner.index import ReferenceIndex
-        from scanner.modelfiles import model_fingerprint
 
-        v, e, c = self.scan.verify, self.scan.embed, self.config
-        index = None
-        if c.index is not None:
-            ref = ReferenceIndex(c.index)  # read again: the index may have been updated since the start
-            index = {"documents": len(ref.documents), "sentences": ref.sentences, "updated": ref.manifest["updated"]}
-        return {
-            "service": "paraphrase-scanner", "version": __version__,
-            "cross_encoder": {"name": model_name(v.model), "sha256": model_fingerprint(v.model)},
-            "embedder": {"name": model_name(e.model), "sha256": model_fingerprint(resolve_embedder(e.model))},
-            "threshold": v.resolved_threshold(), "both_orders": v.both_orders, "swap_rule": v.swap_rule,
-            "index": index,
-            "batching": {"max_batch_size": c.max_batch_size, "batch_wait_s": c.batch_wait_s},
-            "limits": {"max_body_bytes": c.max_body_bytes, "max_chars": c.max_chars, "max_items": c.max_items},
-        }
+def service_info(config: ServeConfig) -> dict[str, Any]:
+    """/info: what answers (models by name and weight hash, the threshold, the index's size) and the limits."""
+    from scanner.embed import resolve_embedder
+    from scanner.index import ReferenceIndex
+    from scanner.modelfiles import model_fingerprint
+
+    scan = config.scan_config()
+    v, e, c = scan.verify, scan.embed, config
+    index = None
+    if c.index is not None:
+        ref = ReferenceIndex(c.index)  # read again: the index may have been updated since the start
+        index = {"documents": len(ref.documents), "sentences": ref.sentences, "updated": ref.manifest["updated"]}
+    return {
+        "service": "paraphrase-scanner", "version": __version__,
+        "cross_encoder": {"name": model_name(v.model), "sha256": model_fingerprint(v.model)},
+        "embedder": {"name": model_name(e.model), "sha256": model_fingerprint(resolve_embedder(e.model))},
+        "threshold": v.resolved_threshold(), "both_orders": v.both_orders, "swap_rule": v.swap_rule,
+        "index": index,
+        "batching": {"max_batch_size": c.max_batch_size, "batch_wait_s": c.batch_wait_s},
+        "limits": {"max_body_bytes": c.max_body_bytes, "max_chars": c.max_chars, "max_items": c.max_items},
+    }

@@ -218,18 +218,24 @@ def test_a_replica_killed_mid_request_is_replaced(service):
         except OSError as exc:
             in_flight["answer"] = exc
 
-    idle = cpu_seconds(replica)
+    (model_process,) = descendants(replica)  # scanner.model_process, where the models run
+    assert "scanner.model_process" in Path(f"/proc/{model_process}/cmdline").read_bytes().decode(errors="replace")
+    idle = cpu_seconds(model_process)
     caller = threading.Thread(target=long_request)
     caller.start()
     deadline = time.monotonic() + 120
-    # kill it once it has spent half a CPU second on the request: the request is then surely inside it
-    while "answer" not in in_flight and cpu_seconds(replica) < idle + 0.5 and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling the replica's CPU time, not timing a result
+    # kill it once its models have spent half a CPU second on the request: the request is then surely inside it
+    while "answer" not in in_flight and cpu_seconds(model_process) < idle + 0.5 and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the model process's CPU time, not timing a result
     assert "answer" not in in_flight, "the request was answered before the replica could be killed"
     os.kill(replica, signal.SIGKILL)
     caller.join(120)
     answer = in_flight.get("answer")
     assert isinstance(answer, OSError) or answer[0] >= 500, answer  # that request is lost, and said so
+    deadline = time.monotonic() + 30  # the killed replica's model process stops in the middle of its call
+    while _stat(model_process) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling a process that is exiting, not timing a result
+    assert not _stat(model_process), "the killed replica's model process is still running"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if replica_pids(service.process.pid) and replica not in replica_pids(service.process.pid):

@@ -21,6 +21,7 @@ from scanner.service import (
     parse_search,
     read_json,
     route,
+    service_info,
 )
 
 LIMITS = ServeConfig(max_body_bytes=1_000_000, max_chars=10_000, max_items=1_000)
@@ -226,7 +227,7 @@ def test_dedupe_answers_as_scan_dedupe(scanner, tiny_verifier):
 def test_info_names_the_models_by_weight_hash_and_sizes_the_index(scanner, tiny_verifier):
     from scanner.modelfiles import model_fingerprint
 
-    info = scanner.info()
+    info = service_info(scanner.config)
     assert info["cross_encoder"] == {"name": tiny_verifier.name, "sha256": model_fingerprint(str(tiny_verifier))}
     assert info["embedder"] == {"name": "hashing", "sha256": "hashing-v1"}
     assert info["index"]["documents"] == 3 and info["index"]["sentences"] == 24

@@ -1,0 +1,155 @@
+"""The models of a ``scan serve`` replica in a process of their own, so that they never wait for its GIL.
+
+    >>> models = ModelProcess(ServeConfig(), threads=2)             # doctest: +SKIP
+    >>> models.call("check", ["I flew to Paris."], ["I took a flight to Paris."])   # doctest: +SKIP
+    >>> models.close()                                              # doctest: +SKIP
+
+A Serve replica's own Python threads (its event loop, Serve's request handling, Ray's callbacks) take about
+4 ms of GIL per request. A model call on a thread of the replica gives the GIL up around every torch operation
+and waits to take it back, and under load it spent a third of its time waiting: at 32 callers the model ran
+at 16 pairs per second of model time, against 31 in-process for calls of the same size (measured:
+docs/serving.md). Here the replica keeps only HTTP, and ``python -m scanner.model_process`` holds the models
+(``service.Scanner``) with an interpreter to itself. Each call is one pickled message each way over a socket
+pair, about a millisecond for a call of 32 pairs.
+
+The child lives no longer than the replica: it stops when the socket closes, and a watchdog thread stops it
+within ``WATCHDOG_S`` of its parent's death, even in the middle of a call (a replica SIGKILLed by Serve or by
+the kernel leaves nothing behind). A child that dies (out of memory, killed) fails the calls in flight with
+``ModelProcessError``, and ``alive`` says so, so the replica's health check has Serve replace the replica.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from scanner.errors import ModelProcessError
+
+#: how often the child checks that the replica that started it is still there (seconds)
+WATCHDOG_S = 0.5
+#: the methods of ``service.Scanner`` a replica may call
+METHODS = frozenset({"check", "search", "dedupe"})
+
+
+class ModelProcess:
+    """A child process holding ``service.Scanner(config)`` with ``threads`` torch threads; ``call`` runs one of
+    its methods there. Calls are serialised (a lock): one model call at a time, as the cores are the model's."""
+
+    def __init__(self, config: Any, threads: int | None = None) -> None:
+        parent, child = socket.socketpair()
+        command = [sys.executable, "-m", "scanner.model_process", str(child.fileno()), str(os.getpid())]
+        # the replica's own import path (a Ray runtime_env may have added the working directory to it)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            self.process = subprocess.Popen(command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        finally:
+            child.close()
+        self.connection = Connection(parent.detach())
+        self.lock = threading.Lock()
+        self.connection.send((config, threads))
+        try:
+            self._answer()  # "ready", once the models are loaded, or the error that stopped them loading
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def call(self, method: str, *args: Any) -> Any:
+        """``Scanner.<method>(*args)`` in the child; its exception, if it raised one, is raised here."""
+        if method not in METHODS:
+            raise ValueError(f"unknown model method {method!r}: one of {sorted(METHODS)}")
+        with self.lock:
+            try:
+                self.connection.send((method, args))
+            except OSError as exc:
+                raise self._died() from exc
+            return self._answer()
+
+    def _answer(self) -> Any:
+        try:
+            ok, value = self.connection.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died() from exc
+        if not ok:
+            raise value
+        return value
+
+    def _died(self) -> ModelProcessError:
+        try:
+            code = self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            code = None
+        how = "is not answering" if code is None else f"ended with exit status {code}"
+        return ModelProcessError(f"the model process (pid {self.process.pid}) {how}, perhaps killed for memory: "
+                                 "this replica will be replaced; send the request again")
+
+    def close(self) -> None:
+        """Stop the child (closing the socket ends it; it is killed if it does not end within 5 s)."""
+        self.connection.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else a RuntimeError with its type and message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{exc.__class__.__name__}: {exc}")
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(WATCHDOG_S)
+    os._exit(0)  # the replica is gone: nobody is left to answer
+
+
+def main(fd: int, parent: int) -> None:
+    """The child: load the models, answer "ready", then serve calls until the socket closes."""
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-replica", daemon=True).start()
+    connection = Connection(fd)
+    try:
+        config, threads = connection.recv()
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from scanner.service import Scanner
+
+        try:
+            scanner = Scanner(config)
+        except Exception as exc:
+            connection.send((False, _picklable(exc)))
+            return
+        connection.send((True, "ready"))
+        while True:
+            method, args = connection.recv()
+            try:
+                answer = (True, getattr(scanner, method)(*args))
+            except Exception as exc:
+                answer = (False, _picklable(exc))
+            connection.send(answer)
+    except (EOFError, OSError):  # the replica closed the socket, or went away
+        return
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]))

@@ -1,0 +1,112 @@
+"""``scanner.model_process`` for real: a child process holding the tiny verifier and the hashing embedder answers
+as the library does, its errors reach the caller with their type, and it never outlives the process that
+started it (closed, killed, or its parent killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from scanner.errors import ModelLoadError, ModelProcessError, RequestError
+from scanner.model_process import ModelProcess
+from scanner.service import SearchRequest, ServeConfig
+
+REPO = Path(__file__).resolve().parent.parent
+PAIRS = (["I took a flight from New York to Paris.", "The cat sat on the mat.", "Bees dance."],
+         ["I flew to Paris from New York.", "the cat sat on the mat", "Worker bees gather nectar."])
+
+
+def gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` has ended (or is a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.1)  # polling a process that is exiting, not timing a result
+    return False
+
+
+@pytest.fixture(scope="module")
+def models(tiny_verifier, hashing_index):
+    process = ModelProcess(ServeConfig(cross_encoder=str(tiny_verifier), embedder="hashing", index=str(hashing_index)),
+                           threads=1)
+    yield process
+    process.close()
+
+
+def test_answers_are_the_librarys(models, tiny_verifier, hashing_index):
+    from scanner.pair_check import check_pairs, verdicts
+    from scanner.redundancy import dedupe
+    from scanner.reference import search
+
+    assert models.call("check", *PAIRS) == verdicts(check_pairs(*PAIRS, cross_encoder=str(tiny_verifier)))
+    request = SearchRequest(["Bees dance to show the others where the flowers are."], top_k=3, min_cosine=0.1,
+                            threshold=0.0)
+    got = models.call("search", request)
+    expected = search(request.queries, hashing_index, threshold=0.0, top_k=3, min_cosine=0.1, embedder="hashing",
+                      cross_encoder=str(tiny_verifier), engine="local")
+    assert got.select(["doc", "index", "match"]).to_pylist() == expected.select(["doc", "index", "match"]).to_pylist()
+    sentences = ["Bees dance.", "Worker bees gather nectar.", "bees dance"]
+    assert models.call("dedupe", sentences).kept == dedupe(sentences, cross_encoder=str(tiny_verifier),
+                                                           embedder="hashing", cache=False).kept
+
+
+def test_errors_reach_the_caller_with_their_type_and_the_process_keeps_serving(models, tiny_verifier):
+    bare = ModelProcess(ServeConfig(cross_encoder=str(tiny_verifier), embedder="hashing"), threads=1)
+    try:
+        with pytest.raises(RequestError, match="--index DIR") as caught:
+            bare.call("search", SearchRequest(["Bees dance."]))
+        assert caught.value.status == 404
+        assert bare.alive() and bare.call("check", ["a b c"], ["a b c"])[0].match == "exact"
+    finally:
+        bare.close()
+    assert gone(bare.pid, 10)
+    with pytest.raises(ValueError, match="unknown model method"):
+        models.call("__init__")
+
+
+def test_a_model_that_cannot_load_fails_the_start_and_leaves_nothing(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        ModelProcess(ServeConfig(cross_encoder=str(tmp_path / "no-such-model"), embedder="hashing"))
+
+
+def test_a_killed_model_process_fails_calls_with_a_clear_error(tiny_verifier):
+    models = ModelProcess(ServeConfig(cross_encoder=str(tiny_verifier), embedder="hashing"), threads=1)
+    os.kill(models.pid, signal.SIGKILL)
+    assert gone(models.pid, 10)
+    with pytest.raises(ModelProcessError, match=r"exit status -9.*send the request again"):
+        models.call("check", *PAIRS)
+    assert not models.alive()
+    models.close()
+
+
+def test_the_model_process_ends_with_the_process_that_started_it(tiny_verifier):
+    """A parent killed with SIGKILL (as Serve or the kernel kill a replica) runs no cleanup: the child notices."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from scanner.model_process import ModelProcess
+        from scanner.service import ServeConfig
+        models = ModelProcess(ServeConfig(cross_encoder={str(tiny_verifier)!r}, embedder="hashing"), threads=1)
+        print(models.pid, flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert not gone(child, 0.5)
+        parent.kill()
+        parent.wait(10)
+        assert gone(child, 10), "the model process outlived its parent"
+    finally:
+        parent.kill()
+        parent.wait()
