@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -115,8 +116,6 @@ def _picklable(exc: BaseException) -> BaseException:
 
 
 def _watch_parent(parent: int) -> None:
-    import time
-
     while os.getppid() == parent:
         time.sleep(WATCHDOG_S)
     os._exit(0)  # the replica is gone: nobody is left to answer

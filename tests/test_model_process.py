@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from test_serve import gone
 
 from scanner.errors import ModelLoadError, ModelProcessError, RequestError
 from scanner.model_process import ModelProcess
@@ -21,19 +21,6 @@ from scanner.service import SearchRequest, ServeConfig
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = (["I took a flight from New York to Paris.", "The cat sat on the mat.", "Bees dance."],
          ["I flew to Paris from New York.", "the cat sat on the mat", "Worker bees gather nectar."])
-
-
-def gone(pid: int, within: float) -> bool:
-    """Whether process ``pid`` has ended (or is a zombie) within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return True
-        except OSError:
-            return True
-        time.sleep(0.1)  # polling a process that is exiting, not timing a result
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,14 @@ def _stat(pid: int) -> tuple[int, str] | None:
     return (int(fields[1]), fields[19]) if fields[0] != "Z" else None
 
 
+def gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` has ended (or is a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while _stat(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling a process that is exiting, not timing a result
+    return _stat(pid) is None
+
+
 def descendants(root: int) -> dict[int, str]:
     """Every live process below ``root``: pid -> start time (so a reused pid is not mistaken for it)."""
     parents = {}
@@ -232,10 +240,8 @@ def test_a_replica_killed_mid_request_is_replaced(service):
     caller.join(120)
     answer = in_flight.get("answer")
     assert isinstance(answer, OSError) or answer[0] >= 500, answer  # that request is lost, and said so
-    deadline = time.monotonic() + 30  # the killed replica's model process stops in the middle of its call
-    while _stat(model_process) and time.monotonic() < deadline:
-        time.sleep(0.1)  # polling a process that is exiting, not timing a result
-    assert not _stat(model_process), "the killed replica's model process is still running"
+    # the killed replica's model process stops in the middle of its call
+    assert gone(model_process, 30), "the killed replica's model process is still running"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if replica_pids(service.process.pid) and replica not in replica_pids(service.process.pid):
