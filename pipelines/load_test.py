@@ -6,12 +6,15 @@ The pairs are the first ``--requests`` pairs of PAWS-Wiki test (``shared/data``)
 In order, in one process:
 
 1. in-process, the ceiling: ``check_pairs`` on all the pairs in one call (length-sorted batches), and each
-   pair alone (``check_pairs([a], [b])``: the model's own time for that pair);
+   pair alone (``check_pairs([a], [b])``: the model's own time for that pair); the ceiling is measured again
+   after the service has stopped (step 4), and its median over both is the one the service is set against (this
+   machine's speed drifts by 10-20% over the half hour of a run);
 2. the service (``scanner.serve.start`` on 127.0.0.1, a free port): the same pairs as single-pair /check
    requests from ``c`` concurrent callers, for each ``c`` of ``--concurrency``: p50/p99 latency, pairs/s, the
    share of the wall time the model was busy and the pairs it answered per second of model time (``/info``);
    every answer is compared with the in-process verdict;
-3. the same service without batching (``--max-batch-size 1``) at the highest concurrency: the batching gain.
+3. the same service without batching (``--max-batch-size 1``) at the highest concurrency: the batching gain;
+4. the ceiling again.
 
 Every loop is bounded: at most ``--requests`` requests per level, none started after ``--time-limit``
 seconds, each abandoned after ``--request-timeout``. Only 127.0.0.1 is ever contacted.
@@ -104,8 +107,9 @@ async def load(url: str, pairs: list[tuple[str, str]], concurrency: int, time_li
     return level
 
 
-def in_process(pairs: list[tuple[str, str]], repeats: int) -> dict[str, Any]:
-    """``check_pairs`` on all pairs at once (pairs/s, ``repeats`` runs) and on each pair alone (seconds each)."""
+def in_process(pairs: list[tuple[str, str]], repeats: int, alone: bool = True) -> dict[str, Any]:
+    """``check_pairs`` on all pairs at once (seconds, ``repeats`` runs) and, with ``alone``, on each pair alone
+    (seconds each)."""
     from scanner.engine import LocalEngine
     from scanner.pair_check import check_pairs, verdicts
 
@@ -117,12 +121,12 @@ def in_process(pairs: list[tuple[str, str]], repeats: int) -> dict[str, Any]:
         started = time.perf_counter()
         table = check_pairs(a, b, engine=engine)
         runs.append(time.perf_counter() - started)
-    alone = []
-    for x, y in pairs:
+    alone_s = []
+    for x, y in pairs if alone else []:
         started = time.perf_counter()
         check_pairs([x], [y], engine=engine)
-        alone.append(time.perf_counter() - started)
-    return {"verdicts": verdicts(table), "batch_runs_s": runs, "alone_s": alone}
+        alone_s.append(time.perf_counter() - started)
+    return {"verdicts": verdicts(table), "batch_runs_s": runs, "alone_s": alone_s}
 
 
 def agreement(level: Level, expected: list[Any]) -> dict[str, Any]:
@@ -132,22 +136,25 @@ def agreement(level: Level, expected: list[Any]) -> dict[str, Any]:
     return {"same_match": same, "compared": len(level.answers), "max_score_diff": round(diff, 6)}
 
 
-def model_seconds(url: str) -> float:
-    """The replica's seconds in /check model calls so far (``GET /info``; one replica: the load test's default)."""
+def model_seconds(url: str) -> tuple[float, int]:
+    """The replica's seconds in /check model calls so far (summed over its model processes, which run calls side
+    by side), and how many model processes it has (``GET /info``; one replica: the load test's default)."""
     import urllib.request
 
     with urllib.request.urlopen(f"{url}/info", timeout=10) as response:  # url is http://127.0.0.1:PORT
-        return float(json.load(response)["batching"]["check_model_seconds"])
+        batching = json.load(response)["batching"]
+    return float(batching["check_model_seconds"]), int(batching.get("model_processes") or 1)
 
 
 def measured_run(url: str, pairs: list[tuple[str, str]], c: int, args: argparse.Namespace) -> tuple[Level, dict[str, Any]]:
-    """One load run and its summary, with how busy it kept the model: the share of the wall time spent in model
-    calls, and the pairs answered per second of model time (to set against the in-process ceiling)."""
-    before = model_seconds(url)
+    """One load run and its summary, with how busy it kept the model processes: the share of their wall time
+    spent in model calls, and the pairs answered per second of one process's model time."""
+    before, processes = model_seconds(url)
     level = asyncio.run(load(url, pairs, c, args.time_limit, args.request_timeout))
-    busy = model_seconds(url) - before
+    busy = model_seconds(url)[0] - before
     summary = level.summary()
-    summary["model_busy_share"] = round(busy / level.wall, 3) if level.wall else 0.0
+    summary["model_processes"] = processes
+    summary["model_busy_share"] = round(busy / (processes * level.wall), 3) if level.wall else 0.0
     summary["pairs_per_model_s"] = round(len(level.latencies) / busy, 2) if busy else 0.0
     return level, summary
 
@@ -182,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--request-timeout", type=float, default=60.0)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per replica (default: the plan's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per model process (default: the "
+                        "plan's: 1, and one process per core)")
     parser.add_argument("--replicas", type=int, default=1, help="model servers (each gets cores / replicas threads)")
     parser.add_argument("--no-unbatched", action="store_true", help="skip the run without batching")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -197,7 +205,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(pairs)} PAWS-Wiki test pairs; in-process first ...", flush=True)
     ceiling = in_process(pairs, args.repeats)
     expected = ceiling["verdicts"]
-    batch_s = statistics.median(ceiling["batch_runs_s"])
     alone = ceiling["alone_s"]
     from scanner.engine import EngineConfig, connect_ray
     from scanner.serve import shutdown
@@ -217,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
             unbatched = run_service(config, pairs, [top], args.repeats, args, expected)
     finally:
         shutdown()
+    print("in-process again ...", flush=True)
+    after = in_process(pairs, args.repeats, alone=False)["batch_runs_s"]
+    batch_s = statistics.median(ceiling["batch_runs_s"] + after)
 
     single = batched["levels"].get(1)
     ratios = []
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         "settings": {"max_batch_size": args.max_batch_size, "batch_wait_ms": args.batch_wait_ms, "threads": args.threads,
                      "replicas": args.replicas},
         "in_process": {"batch_runs_s": [round(s, 3) for s in ceiling["batch_runs_s"]],
+                       "batch_runs_after_service_s": [round(s, 3) for s in after],
                        "pairs_per_s": round(ceiling_rate, 2),
                        "alone_p50_ms": round(1000 * percentile(alone, 50), 1),
                        "alone_p99_ms": round(1000 * percentile(alone, 99), 1)},

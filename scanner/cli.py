@@ -507,8 +507,9 @@ def search_command(queries: tuple[str, ...], against: str, top_k: int, min_cosin
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--replicas", type=click.IntRange(1), default=1, show_default=True, help="Model servers; each loads "
               "the models once and gets an equal share of the cores.")
-@click.option("--threads", "torch_threads", type=click.IntRange(1), help="Torch threads per replica.  [default: the "
-              "cores divided between the replicas, at most 4]")
+@click.option("--threads", "torch_threads", type=click.IntRange(1), help="Torch threads per model process; each "
+              "replica runs one model process per this many of its cores (the cores divided between the replicas, "
+              "at most 4).  [default: 1; more: less latency for a lone caller, less throughput]")
 @click.option("--max-batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Most /check requests, from any callers, scored by one model call.")
 @click.option("--batch-wait-ms", type=click.FloatRange(0, 10000), default=10.0, show_default=True,

@@ -79,6 +79,8 @@ class StagePlan:
     num_cpus: float
     torch_threads: int
     rows_per_call: int
+    #: model processes per actor, each with ``torch_threads`` threads (``scan serve``'s replicas; 1 elsewhere)
+    processes: int = 1
 
 
 def plan_stage(resources: dict[str, float], device: str) -> StagePlan:
@@ -96,19 +98,28 @@ def plan_stage(resources: dict[str, float], device: str) -> StagePlan:
 
 
 def plan_replicas(resources: dict[str, float], device: str, replicas: int, torch_threads: int | None = None) -> StagePlan:
-    """How ``replicas`` model servers (``scan serve``) share the cluster: one GPU each while GPUs last; on CPU the
-    cores split between them (at most 4 torch threads each, at least 1), so that together they never run more
-    torch threads than cores. ``torch_threads`` overrides the threads per replica."""
+    """How ``replicas`` model servers (``scan serve``) share the cluster: one GPU each while GPUs last, with one
+    model process; on CPU the cores split between them (at most 4 each, at least 1), and each replica runs one
+    model process per ``torch_threads`` of its cores (default 1 thread: one process per core), so that together
+    they never run more torch threads than cores.
+
+    One thread per process because the service's model calls are small (the requests that arrive while the
+    model is busy): two single-thread processes, each with its own call, score about 10-30% more pairs per
+    second on 2 cores than one process whose two threads split each call (docs/serving.md); a lone caller waits
+    about 1.25x longer for one pair. ``torch_threads`` trades the other way."""
     if replicas < 1:
         raise ConfigError(f"--replicas must be at least 1, got {replicas}")
+    if torch_threads is not None and torch_threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {torch_threads}")
     cpus = max(1, int(resources.get("CPU", os.cpu_count() or 1)))
     gpus = int(resources.get("GPU", 0))
     if gpus >= replicas and device != "cpu":
         return StagePlan(actors=replicas, num_gpus=1, num_cpus=1, torch_threads=torch_threads or 1, rows_per_call=4096)
-    threads = torch_threads or max(1, min(4, cpus // replicas))
+    cores = max(1, min(4, cpus // replicas))
+    threads = torch_threads or 1
     # the reservation never exceeds the cluster, so every replica can be placed even when they share cores
-    return StagePlan(actors=replicas, num_gpus=0, num_cpus=min(float(threads), cpus / replicas),
-                     torch_threads=threads, rows_per_call=1024)
+    return StagePlan(actors=replicas, num_gpus=0, num_cpus=min(float(max(cores, threads)), cpus / replicas),
+                     torch_threads=threads, rows_per_call=1024, processes=max(1, cores // threads))
 
 
 class Engine(Protocol):

@@ -1,6 +1,6 @@
 """The models of a ``scan serve`` replica in a process of their own, so that they never wait for its GIL.
 
-    >>> models = ModelProcess(ServeConfig(), threads=2)             # doctest: +SKIP
+    >>> models = ModelPool(ServeConfig(), processes=2, threads=1)   # doctest: +SKIP
     >>> models.call("check", ["I flew to Paris."], ["I took a flight to Paris."])   # doctest: +SKIP
     >>> models.close()                                              # doctest: +SKIP
 
@@ -10,7 +10,9 @@ and waits to take it back, and under load it spent a third of its time waiting: 
 at 16 pairs per second of model time, against 31 in-process for calls of the same size (measured:
 docs/serving.md). Here the replica keeps only HTTP, and ``python -m scanner.model_process`` holds the models
 (``service.Scanner``) with an interpreter to itself. Each call is one pickled message each way over a socket
-pair, about a millisecond for a call of 32 pairs.
+pair, about a millisecond for a call of 32 pairs. A replica runs a ``ModelPool`` of them (one per core by
+default, ``engine.plan_replicas``): each call goes to a process that is free, so on 2 cores two calls run at
+once, each on one thread.
 
 The child lives no longer than the replica: it stops when the socket closes, and a watchdog thread stops it
 within ``WATCHDOG_S`` of its parent's death, even in the middle of a call (a replica SIGKILLed by Serve or by
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import socket
 import subprocess
 import sys
@@ -42,11 +45,14 @@ class ModelProcess:
     """A child process holding ``service.Scanner(config)`` with ``threads`` torch threads; ``call`` runs one of
     its methods there. Calls are serialised (a lock): one model call at a time, as the cores are the model's."""
 
-    def __init__(self, config: Any, threads: int | None = None) -> None:
+    def __init__(self, config: Any, threads: int | None = None, wait: bool = True) -> None:
+        """Start the child; with ``wait``, return once its models are loaded (else call ``wait_ready``)."""
         parent, child = socket.socketpair()
         command = [sys.executable, "-m", "scanner.model_process", str(child.fileno()), str(os.getpid())]
         # the replica's own import path (a Ray runtime_env may have added the working directory to it)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)  # the native thread pools sized as torch's
         try:
             self.process = subprocess.Popen(command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env)
         finally:
@@ -54,8 +60,14 @@ class ModelProcess:
         self.connection = Connection(parent.detach())
         self.lock = threading.Lock()
         self.connection.send((config, threads))
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the models are loaded; the error that stopped them loading is raised here (and the child
+        is stopped)."""
         try:
-            self._answer()  # "ready", once the models are loaded, or the error that stopped them loading
+            self._answer()  # "ready", or the error
         except BaseException:
             self.close()
             raise
@@ -104,6 +116,47 @@ class ModelProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+class ModelPool:
+    """``processes`` model processes of ``threads`` torch threads each, started together; ``call`` runs on one
+    that is free (waiting for one if none is), so up to ``processes`` calls run at once, one per process."""
+
+    def __init__(self, config: Any, processes: int = 1, threads: int | None = None) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        self.processes: list[ModelProcess] = []
+        try:
+            for _ in range(processes):  # they load their models at the same time
+                self.processes.append(ModelProcess(config, threads, wait=False))
+            for process in self.processes:
+                process.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        self.idle: queue.SimpleQueue[ModelProcess] = queue.SimpleQueue()
+        for process in self.processes:
+            self.idle.put(process)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    def dead(self) -> list[int]:
+        """The pids of the processes that have ended."""
+        return [p.pid for p in self.processes if not p.alive()]
+
+    def call(self, method: str, *args: Any) -> Any:
+        """``Scanner.<method>(*args)`` in a free process; its exception, if it raised one, is raised here."""
+        process = self.idle.get()
+        try:
+            return process.call(method, *args)
+        finally:
+            self.idle.put(process)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.close()
 
 
 def _picklable(exc: BaseException) -> BaseException:

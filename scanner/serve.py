@@ -5,15 +5,17 @@
     >>> with start(ServeConfig(port=8123)) as service:            # doctest: +SKIP
     ...     requests.post(f"{service.url}/check", json={"text_a": "...", "text_b": "..."}).json()
 
-One deployment, ``ScannerServer``, answers every endpoint. Each replica starts one ``model_process.ModelProcess``:
-the models (``service.Scanner``) load once, in a child process with an interpreter of its own, so a model call
-never waits for the GIL that the replica's request handling holds (in the replica's own process, the model ran at
-half its in-process speed under load: docs/serving.md). The replica waits for the child on one thread of its
-own, so its event loop is always free to take requests and answer /healthz and /info. /check requests of all
-callers are gathered by ``@serve.batch`` (at most ``max_batch_size`` requests, waiting at most
-``batch_wait_s`` for more) and handed to a ``service.CheckQueue``: while the model is busy, the groups gathered
-meanwhile wait, and its next call takes all of them (up to ``max_batch_size`` requests). /search and /dedupe take
-lists already and queue for the same model thread. A request that fails validation is answered with its 4xx and
+One deployment, ``ScannerServer``, answers every endpoint. Each replica starts a ``model_process.ModelPool``:
+the models (``service.Scanner``) load once in each of its child processes, with interpreters of their own, so a
+model call never waits for the GIL that the replica's request handling holds (in the replica's own process, the
+model ran at half its in-process speed under load: docs/serving.md). On CPU there is one process per core of
+the replica, each with one torch thread (``engine.plan_replicas``): calls run side by side rather than each
+split over threads. The replica waits for the children on threads of its own, so its event loop is always free
+to take requests and answer /healthz and /info. /check requests of all callers are gathered by ``@serve.batch``
+(at most ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more) and handed to a
+``service.CheckQueue``: a free model process takes what is waiting; while all are busy, the groups gathered
+meanwhile wait, and the next call takes all of them (up to ``max_batch_size`` requests). /search and /dedupe take
+lists already and queue for the same processes. A request that fails validation is answered with its 4xx and
 never reaches the models; an unexpected error is a 500 for that request only. Serve's controller replaces a
 replica that dies, or whose model process died (``check_health``, every ``HEALTH_CHECK_PERIOD_S``).
 
@@ -42,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - the serve extra is part of the 
 
 from scanner.engine import WORKER_ENV, EngineConfig, StagePlan, cluster_resources, connect_ray, plan_replicas
 from scanner.errors import ConfigError, IndexError_, ModelProcessError, RequestError, ScannerError
-from scanner.model_process import ModelProcess
+from scanner.model_process import ModelPool
 from scanner.pair_check import Check
 from scanner.service import (
     CheckQueue,
@@ -77,12 +79,13 @@ class ScannerServer:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        #: the models, in a process of their own (``scanner.model_process``: they never wait for this one's GIL)
-        self.models = ModelProcess(config, config.torch_threads)
-        #: the one thread that waits for the model process (one call at a time; the event loop stays free)
-        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="scanner-model")
+        processes = config.model_processes or 1
+        #: the models, in processes of their own (``scanner.model_process``: they never wait for this one's GIL)
+        self.models = ModelPool(config, processes, config.torch_threads)
+        #: a thread per model process, to wait for it (the event loop stays free)
+        self.model_thread = ThreadPoolExecutor(processes, thread_name_prefix="scanner-model")
         self.checks = CheckQueue(lambda a, b: self.models.call("check", a, b), self.on_model_thread,
-                                 config.max_batch_size)
+                                 config.max_batch_size, concurrent=processes)
         self.gather.set_max_batch_size(config.max_batch_size)
         self.gather.set_batch_wait_timeout_s(config.batch_wait_s)
 
@@ -91,8 +94,9 @@ class ScannerServer:
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose model process died is replaced."""
-        if not self.models.alive():
-            raise ModelProcessError(f"the model process (pid {self.models.pid}) has ended")
+        dead = self.models.dead()
+        if dead:
+            raise ModelProcessError(f"the model process (pid {', '.join(map(str, dead))}) has ended")
 
     def __del__(self) -> None:
         if hasattr(self, "models"):
@@ -151,19 +155,22 @@ class ScannerServer:
 
 def deployment_options(config: ServeConfig, plan: StagePlan) -> dict[str, Any]:
     """Serve options of the deployment: replicas, their resources and threads, how many requests each takes at
-    once (enough to fill two batches, so one can gather while the other runs), health checks."""
+    once (enough to fill a batch per model process and one more, so one can gather while the others run), health
+    checks."""
     env = {**WORKER_ENV, "OMP_NUM_THREADS": str(plan.torch_threads)}
     return {
         "num_replicas": config.replicas,
-        "max_ongoing_requests": max(2 * config.max_batch_size, 8),
+        "max_ongoing_requests": max(((config.model_processes or plan.processes) + 1) * config.max_batch_size, 8),
         "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         "ray_actor_options": {"num_cpus": plan.num_cpus, "num_gpus": plan.num_gpus, "runtime_env": {"env_vars": env}},
     }
 
 
 def build_app(config: ServeConfig, plan: StagePlan) -> Any:
-    """The Serve application (``serve.run`` it); each replica gets ``plan.torch_threads`` torch threads."""
-    config = dataclasses.replace(config, torch_threads=plan.torch_threads)
+    """The Serve application (``serve.run`` it); each replica gets ``plan.processes`` model processes of
+    ``plan.torch_threads`` torch threads."""
+    config = dataclasses.replace(config, torch_threads=config.torch_threads or plan.torch_threads,
+                                 model_processes=config.model_processes or plan.processes)
     return ScannerServer.options(**deployment_options(config, plan)).bind(config)
 
 

@@ -52,7 +52,8 @@ class ServeConfig:
     /search; None: /search answers 404), the models and decision settings as in ``scan check``. How many:
     ``replicas`` (each loads the models once), ``max_batch_size`` (/check requests answered by one model call)
     and ``batch_wait_s`` (how long a batch waits for more callers: latency for a lone caller, throughput for
-    many), ``torch_threads`` (per replica; None: the cores shared between replicas, ``engine.plan_replicas``).
+    many), ``torch_threads`` (per model process; None: 1 on CPU) and ``model_processes`` (per replica; None: as
+    ``engine.plan_replicas`` sets them, one per ``torch_threads`` of the replica's share of the cores).
     Limits, each answered with a 4xx naming it: ``max_body_bytes`` (the request body), ``max_chars`` (one
     sentence), ``max_items`` (pairs, queries or sentences in one request).
     """
@@ -71,6 +72,7 @@ class ServeConfig:
     max_batch_size: int = 32
     batch_wait_s: float = 0.01
     torch_threads: int | None = None
+    model_processes: int | None = None
     max_body_bytes: int = 1_000_000
     max_chars: int = 10_000
     max_items: int = 1_000
@@ -307,18 +309,22 @@ class CheckQueue:
     ``submit`` takes a group of requests (the callers that ``@serve.batch`` gathered) and returns at once, with a
     future per request. Groups that arrive while the model is busy wait here, and the next call scores all of
     them together: under load every call is as large as the load allows, and no timer splits the waiting
-    callers into small calls (which cost up to 1.3x the CPU per pair). ``run`` carries a call to the model's
-    own thread (the event loop stays free to take requests and answer /healthz); ``score`` is ``Scanner.check``.
-    Requests whose caller went away are still scored (they are in a call already) but not answered.
+    callers into small calls (which cost up to 1.3x the CPU per pair). Up to ``concurrent`` calls run at once
+    (one per model process): a free process takes what is waiting as soon as it arrives. ``run`` carries a call
+    to a model thread (the event loop stays free to take requests and answer /healthz); ``score`` is
+    ``Scanner.check``. Requests whose caller went away are still scored (they are in a call already) but not
+    answered.
     """
 
     def __init__(self, score: Callable[[list[str], list[str]], Sequence[Check]],
-                 run: Callable[[Callable[[], Sequence[Check]]], Awaitable[Sequence[Check]]], max_requests: int) -> None:
-        if max_requests < 1:
-            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
-        self.score, self.run, self.max_requests = score, run, max_requests
+                 run: Callable[[Callable[[], Sequence[Check]]], Awaitable[Sequence[Check]]], max_requests: int,
+                 concurrent: int = 1) -> None:
+        if max_requests < 1 or concurrent < 1:
+            raise ValueError(f"max_requests and concurrent must be at least 1, got {max_requests} and {concurrent}")
+        self.score, self.run, self.max_requests, self.concurrent = score, run, max_requests, concurrent
         self.waiting: collections.deque[tuple[list[str], list[str], asyncio.Future[list[Check]]]] = collections.deque()
-        self.worker: asyncio.Task[None] | None = None
+        #: the tasks feeding model calls (at most ``concurrent``; each ends when nothing is left waiting)
+        self.workers: set[asyncio.Task[None]] = set()
         #: requests answered, and the model calls that answered them (their ratio: the batching achieved)
         self.requests = self.calls = 0
         #: seconds spent in model calls (against the wall time: how busy the model was kept)
@@ -330,8 +336,10 @@ class CheckQueue:
         for a, b in group:
             futures.append(loop.create_future())
             self.waiting.append((a, b, futures[-1]))
-        if self.worker is None or self.worker.done():
-            self.worker = loop.create_task(self._work())
+        if len(self.workers) < self.concurrent:
+            worker = loop.create_task(self._work())
+            self.workers.add(worker)
+            worker.add_done_callback(self.workers.discard)
         return futures
 
     async def _work(self) -> None:
@@ -420,6 +428,7 @@ def service_info(config: ServeConfig) -> dict[str, Any]:
         "embedder": {"name": model_name(e.model), "sha256": model_fingerprint(resolve_embedder(e.model))},
         "threshold": v.resolved_threshold(), "both_orders": v.both_orders, "swap_rule": v.swap_rule,
         "index": index,
-        "batching": {"max_batch_size": c.max_batch_size, "batch_wait_s": c.batch_wait_s},
+        "batching": {"max_batch_size": c.max_batch_size, "batch_wait_s": c.batch_wait_s,
+                     "model_processes": c.model_processes, "torch_threads": c.torch_threads},
         "limits": {"max_body_bytes": c.max_body_bytes, "max_chars": c.max_chars, "max_items": c.max_items},
     }

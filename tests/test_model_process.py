@@ -9,13 +9,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_serve import gone
+from test_serve import cpu_seconds, descendants, gone, title
 
 from scanner.errors import ModelLoadError, ModelProcessError, RequestError
-from scanner.model_process import ModelProcess
+from scanner.model_process import ModelPool, ModelProcess
 from scanner.service import SearchRequest, ServeConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +83,7 @@ def test_the_model_process_ends_with_the_process_that_started_it(tiny_verifier):
     """A parent killed with SIGKILL (as Serve or the kernel kill a replica) runs no cleanup: the child notices."""
     script = textwrap.dedent(f"""
         import sys, time
-        from scanner.model_process import ModelProcess
+        from scanner.model_process import ModelPool, ModelProcess
         from scanner.service import ServeConfig
         models = ModelProcess(ServeConfig(cross_encoder={str(tiny_verifier)!r}, embedder="hashing"), threads=1)
         print(models.pid, flush=True)
@@ -97,3 +99,40 @@ def test_the_model_process_ends_with_the_process_that_started_it(tiny_verifier):
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_pool_spreads_calls_over_its_processes_and_reports_the_dead(tiny_verifier):
+    pool = ModelPool(ServeConfig(cross_encoder=str(tiny_verifier), embedder="hashing"), processes=2, threads=1)
+    try:
+        first, second = pool.pids
+        assert set(descendants(os.getpid())) >= {first, second}
+        before = {pid: cpu_seconds(pid) for pid in pool.pids}
+        many = ([f"The old harbour was busy at dawn on day {n}." for n in range(200)],
+                [f"On day {n}, the old harbour was busy at dawn." for n in range(200)])
+        with ThreadPoolExecutor(2) as callers:  # two calls at once: one each
+            answers = list(callers.map(lambda _: pool.call("check", *many), range(2)))
+        assert answers[0] == answers[1] and len(answers[0]) == 200
+        assert all(cpu_seconds(pid) > before[pid] + 0.05 for pid in pool.pids), "a process took no call"
+        assert pool.dead() == []
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pool.dead() != [first] and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling a process that is exiting (/proc says zombie a moment before waitpid does)
+        assert pool.dead() == [first]
+        with pytest.raises(ModelProcessError, match="send the request again"):
+            for _ in range(2):  # the next call, or the one after it, goes to the dead process
+                pool.call("check", *PAIRS)
+    finally:
+        pool.close()
+    assert gone(second, 10)
+
+
+def test_a_pool_whose_models_cannot_load_fails_the_start_and_leaves_no_process(tmp_path):
+    def ours() -> set[int]:
+        return {pid for pid in descendants(os.getpid()) if "scanner.model_process" in
+                " ".join((title(pid), Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")))}
+
+    before = ours()
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        ModelPool(ServeConfig(cross_encoder=str(tmp_path / "no-such-model"), embedder="hashing"), processes=2)
+    assert all(gone(pid, 10) for pid in ours() - before)

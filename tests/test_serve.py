@@ -189,6 +189,10 @@ def test_info_and_healthz(service, tiny_verifier):
     assert info["cross_encoder"] == {"name": tiny_verifier.name, "sha256": model_fingerprint(str(tiny_verifier))}
     assert (info["index"]["documents"], info["index"]["sentences"]) == (3, 24)
     assert info["batching"]["max_batch_size"] == 16 and info["threshold"] == 0.5
+    # one model process of one torch thread per core of the replica (engine.plan_replicas), all of them running
+    (replica,) = replica_pids(service.process.pid)
+    assert info["batching"]["torch_threads"] == 1
+    assert info["batching"]["model_processes"] == len(model_processes(replica)) >= 1
 
 
 def test_every_bad_request_gets_its_4xx_and_the_service_stays_up(service):
@@ -226,22 +230,23 @@ def test_a_replica_killed_mid_request_is_replaced(service):
         except OSError as exc:
             in_flight["answer"] = exc
 
-    (model_process,) = descendants(replica)  # scanner.model_process, where the models run
-    assert "scanner.model_process" in Path(f"/proc/{model_process}/cmdline").read_bytes().decode(errors="replace")
-    idle = cpu_seconds(model_process)
+    models = model_processes(replica)  # where the models run
+    assert models and set(models) == set(descendants(replica))
+    idle = sum(cpu_seconds(pid) for pid in models)
     caller = threading.Thread(target=long_request)
     caller.start()
     deadline = time.monotonic() + 120
-    # kill it once its models have spent half a CPU second on the request: the request is then surely inside it
-    while "answer" not in in_flight and cpu_seconds(model_process) < idle + 0.5 and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling the model process's CPU time, not timing a result
+    # kill it once its models have spent half a CPU second on the request: the request is then surely inside them
+    while ("answer" not in in_flight and sum(cpu_seconds(pid) for pid in models) < idle + 0.5
+           and time.monotonic() < deadline):
+        time.sleep(0.02)  # polling the model processes' CPU time, not timing a result
     assert "answer" not in in_flight, "the request was answered before the replica could be killed"
     os.kill(replica, signal.SIGKILL)
     caller.join(120)
     answer = in_flight.get("answer")
     assert isinstance(answer, OSError) or answer[0] >= 500, answer  # that request is lost, and said so
-    # the killed replica's model process stops in the middle of its call
-    assert gone(model_process, 30), "the killed replica's model process is still running"
+    # the killed replica's model processes stop, even the one in the middle of a call
+    assert all(gone(pid, 30) for pid in models), "a model process of the killed replica is still running"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if replica_pids(service.process.pid) and replica not in replica_pids(service.process.pid):
@@ -254,6 +259,12 @@ def test_a_replica_killed_mid_request_is_replaced(service):
     else:
         raise AssertionError("no new replica answered within 180 s")
     assert call(service.port, "GET", "/healthz")[0] == 200
+
+
+def model_processes(replica: int) -> list[int]:
+    """The replica's model processes (``python -m scanner.model_process``)."""
+    return [pid for pid in descendants(replica)
+            if "scanner.model_process" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
 
 
 def cpu_seconds(pid: int) -> float:
