@@ -5,10 +5,11 @@ Most of a layer's work is per token: the attention's output projection and the f
 three quarters of its matrix products; the query, key and value projections and the attention itself stay on the
 padded batch, where attention needs them). A batch of 8 pairs in arrival order holds about 1.4 times the tokens
 its pairs have (PAWS-Wiki test: 1.28 for 4, 1.39 for 8, 1.49 for 16); length-sorted batches, as a scan makes,
-about 1.04. ``unpadded_layer_forward`` gathers the real tokens after attention, runs the per-token layers on them,
-and scatters them back, with zeros at the padding (only where padding is more than a tenth of the batch): padding positions are masked out of every attention
-(probability exactly 0), so what they hold never reaches a real token, and the pooled first token's logits are
-those of transformers' own forward (to about 1e-6: matrix products over fewer rows may round differently).
+about 1.04. ``unpadded_layer_forward`` gathers the real tokens after attention, runs the per-token layers on
+them, and scatters them back, with zeros at the padding (only where padding is more than a tenth of the batch):
+padding positions are masked out of every attention (probability exactly 0), so what they hold never reaches a
+real token, and the pooled first token's logits are those of transformers' own forward (to about 1e-6: matrix
+products over fewer rows may round differently).
 
 ``unpadded_feed_forward`` installs it on a loaded model's layers. A model of another architecture, with a
 convolution layer (DeBERTa-v2 with ``conv_kernel_size``), or from a transformers version whose layer differs
@@ -37,14 +38,12 @@ def unpadded_layer_forward(self: Any, hidden_states: torch.Tensor, attention_mas
     feed-forward block on the real tokens only. ``attention_mask`` is the encoder's (batch, 1, length, length)
     mask, whose diagonal marks the real tokens. In training (dropout), and when attention weights are asked
     for, transformers' own forward runs."""
-    if attention_mask.dim() != 4 or output_attentions or self.training:
+    real = attention_mask[:, 0].diagonal(dim1=-2, dim2=-1).reshape(-1).bool() if attention_mask.dim() == 4 else None
+    # with little to leave out, gathering would cost more than it saves
+    if real is None or output_attentions or self.training or int(real.sum()) > WORTH_IT * real.numel():
         return self._padded_forward(hidden_states, attention_mask, query_states=query_states,
                                     relative_pos=relative_pos, rel_embeddings=rel_embeddings,
                                     output_attentions=output_attentions)
-    real = attention_mask[:, 0].diagonal(dim1=-2, dim2=-1).reshape(-1).bool()
-    if int(real.sum()) > WORTH_IT * real.numel():  # little to leave out: gathering would cost more than it saves
-        return self._padded_forward(hidden_states, attention_mask, query_states=query_states,
-                                    relative_pos=relative_pos, rel_embeddings=rel_embeddings)
     context, _ = self.attention.self(hidden_states, attention_mask, False, query_states=query_states,
                                      relative_pos=relative_pos, rel_embeddings=rel_embeddings)
     residual = hidden_states if query_states is None else query_states

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_serve import cpu_seconds, descendants, gone, title
+from test_serve import cpu_seconds, descendants, gone, model_processes
 
 from scanner.errors import ModelLoadError, ModelProcessError, RequestError
 from scanner.model_process import ModelPool, ModelProcess
@@ -128,11 +128,7 @@ def test_a_pool_spreads_calls_over_its_processes_and_reports_the_dead(tiny_verif
 
 
 def test_a_pool_whose_models_cannot_load_fails_the_start_and_leaves_no_process(tmp_path):
-    def ours() -> set[int]:
-        return {pid for pid in descendants(os.getpid()) if "scanner.model_process" in
-                " ".join((title(pid), Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")))}
-
-    before = ours()
+    before = set(model_processes(os.getpid()))
     with pytest.raises(ModelLoadError, match="does not exist"):
         ModelPool(ServeConfig(cross_encoder=str(tmp_path / "no-such-model"), embedder="hashing"), processes=2)
-    assert all(gone(pid, 10) for pid in ours() - before)
+    assert all(gone(pid, 10) for pid in set(model_processes(os.getpid())) - before)
