@@ -46,17 +46,30 @@ def test_the_same_logits_as_transformers_own_forward(compact, overrides):
         torch.testing.assert_close(y, x, rtol=0, atol=1e-5)
 
 
-def test_padding_is_really_left_out():
-    """The feed-forward block sees only the real tokens (13 + 25 + 3 + 12 = 53 rows, not 4 x 40 = 160)."""
+def test_padding_is_really_left_out(monkeypatch):
+    """The query, key and value projections and the feed-forward block compute only the real tokens (13 + 25 + 3 +
+    12 = 53 rows, not 4 x 40 = 160); the query and key projections also project the relative-position embeddings,
+    as they are (DeBERTa-v3 shares them between tokens and positions)."""
     net = _deberta()
     unpadded_feed_forward(net)
-    rows = []
-    net.deberta.encoder.layer[0].intermediate.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+    attention = net.deberta.encoder.layer[0].attention.self
+    names = {id(getattr(attention, f"{n}_proj").weight): n for n in ("query", "key", "value")}
+    names[id(net.deberta.encoder.layer[0].intermediate.dense.weight)] = "intermediate"
+    rows: dict[str, list[int]] = {n: [] for n in names.values()}
+    linear = torch.nn.functional.linear
+
+    def counted(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        if id(weight) in names:
+            rows[names[id(weight)]].append(x.reshape(-1, x.size(-1)).shape[0])
+        return linear(x, weight, bias)
+
+    monkeypatch.setattr(torch.nn.functional, "linear", counted)
     batch = _batches()[0]
     batch["attention_mask"][0, 13:] = 0
     with torch.inference_mode():
         net(**batch)
-    assert rows == [53]
+    positions = 2 * 8  # transformers' own attention projects all 2 x position_buckets relative-position embeddings
+    assert rows == {"query": [53, positions], "key": [53, positions], "value": [53], "intermediate": [53]}
 
 
 def test_attention_weights_when_asked_for_and_gradients_come_from_transformers_own_path():
