@@ -207,12 +207,13 @@ def main(argv: list[str] | None = None) -> None:
     expected = ceiling["verdicts"]
     alone = ceiling["alone_s"]
     from scanner.engine import EngineConfig, connect_ray
-    from scanner.serve import shutdown
+    from scanner.serve import LOCAL_RAY_ENV, shutdown
 
     port = free_port()
     config = ServeConfig(host=HOST, port=port, max_batch_size=args.max_batch_size,
                          batch_wait_s=args.batch_wait_ms / 1000, torch_threads=args.threads, replicas=args.replicas)
-    connect_ray(EngineConfig(engine="ray"))  # one local Ray and one Serve (one port) for both services
+    # one local Ray and one Serve (one port) for both services, set up as scan serve sets up its own
+    connect_ray(EngineConfig(engine="ray"), local_env=LOCAL_RAY_ENV)
     top, unbatched = max(args.concurrency), None
     try:
         print("service, batched ...", flush=True)

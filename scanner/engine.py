@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -320,10 +320,27 @@ class RayEngine:
             self._owns_ray = False
 
 
-def connect_ray(config: EngineConfig) -> bool:
+@contextmanager
+def environment(env: Mapping[str, str]) -> Iterator[None]:
+    """``env`` set in this process's environment for the block, then the environment as it was."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def connect_ray(config: EngineConfig, local_env: Mapping[str, str] | None = None) -> bool:
     """Join the cluster of ``config`` (``--address`` or ``RAY_ADDRESS``), or start a local Ray; nothing when Ray is
     already initialised in this process. Returns whether this call started a local Ray (its caller then shuts it
-    down). Workers get ``WORKER_ENV``: models load from local files only."""
+    down). Workers get ``WORKER_ENV``: models load from local files only. ``local_env``: settings for every
+    process of a local Ray that this call starts (they inherit this process's environment while it starts; a
+    cluster joined keeps its own)."""
     import ray
 
     address = config.cluster_address()
@@ -341,8 +358,9 @@ def connect_ray(config: EngineConfig) -> bool:
                 "`ray status --address ADDRESS` answers, or drop --address (and unset RAY_ADDRESS) to run locally."
             ) from exc
         return False
-    ray.init(num_cpus=config.num_cpus, include_dashboard=False, runtime_env=runtime_env,
-             logging_level="WARNING", log_to_driver=False)
+    with environment(local_env or {}):
+        ray.init(num_cpus=config.num_cpus, include_dashboard=False, runtime_env=runtime_env,
+                 logging_level="WARNING", log_to_driver=False)
     return True
 
 

@@ -20,7 +20,8 @@ never reaches the models; an unexpected error is a 500 for that request only. Se
 replica that dies, or whose model process died (``check_health``, every ``HEALTH_CHECK_PERIOD_S``).
 
 Ray is joined or started by ``scanner.engine.connect_ray`` and the replicas are sized by
-``scanner.engine.plan_replicas``, as for the batch engine.
+``scanner.engine.plan_replicas``, as for the batch engine; ``SERVE_ENV`` and ``LOCAL_RAY_ENV`` trim what Ray
+Serve does per request and in the background.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ T = TypeVar("T")
 HEALTH_CHECK_PERIOD_S = 2.0
 #: status of library errors met while answering a valid request (others are 500)
 LIBRARY_STATUS = {ConfigError: 422, IndexError_: 503, ModelProcessError: 503}
+#: Ray Serve's settings for a lean request path, read as each Serve process starts (measured: docs/serving.md).
+#: The replica runs the handler, and the proxy its router, on the event loop that takes the request, with no hand
+#: over to a thread of their own per request; the controller looks at the deployment every half second rather
+#: than every tenth, and metrics are exported every second rather than every tenth. The replica always gets
+#: them; the controller and the proxy only on a local Ray that ``start`` starts (a cluster keeps its own).
+SERVE_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+             "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5", "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000"}
+#: a local Ray started for the service also records no metrics: it has no dashboard, so nothing would read them
+#: (Ray's metrics agent otherwise spends CPU the models need on a small machine)
+LOCAL_RAY_ENV = {**SERVE_ENV, "RAY_enable_metrics_collection": "0", "METRICS_RECORD_INTERVAL_S": "60"}
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -157,7 +168,7 @@ def deployment_options(config: ServeConfig, plan: StagePlan) -> dict[str, Any]:
     """Serve options of the deployment: replicas, their resources and threads, how many requests each takes at
     once (enough to fill a batch per model process and one more, so one can gather while the others run), health
     checks."""
-    env = {**WORKER_ENV, "OMP_NUM_THREADS": str(plan.torch_threads)}
+    env = {**WORKER_ENV, **SERVE_ENV, "OMP_NUM_THREADS": str(plan.torch_threads)}
     return {
         "num_replicas": config.replicas,
         "max_ongoing_requests": max(((config.model_processes or plan.processes) + 1) * config.max_batch_size, 8),
@@ -233,7 +244,7 @@ def start(config: ServeConfig) -> Service:
     """Start the service (``preflight`` first) and return once every replica has loaded its models."""
     started = time.perf_counter()
     preflight(config)
-    owns = connect_ray(EngineConfig(engine="ray", address=config.address))
+    owns = connect_ray(EngineConfig(engine="ray", address=config.address), local_env=LOCAL_RAY_ENV)
     try:
         plan = plan_replicas(cluster_resources(), config.device, config.replicas, config.torch_threads)
         serve.start(http_options={"host": config.host, "port": config.port})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from scanner.engine import plan_replicas, plan_stage
+from scanner.engine import environment, plan_replicas, plan_stage
 from scanner.errors import ConfigError
 
 
@@ -41,3 +43,12 @@ def test_a_replica_with_a_gpu_runs_one_model_process():
 def test_impossible_plans_name_their_option(replicas, threads, option):
     with pytest.raises(ConfigError, match=option):
         plan_replicas({"CPU": 2}, "auto", replicas, threads)
+
+
+def test_environment_is_set_for_the_block_only(monkeypatch):
+    monkeypatch.setenv("SCANNER_TEST_KEPT", "before")
+    monkeypatch.delenv("SCANNER_TEST_NEW", raising=False)
+    with pytest.raises(RuntimeError), environment({"SCANNER_TEST_KEPT": "during", "SCANNER_TEST_NEW": "1"}):
+        assert os.environ["SCANNER_TEST_KEPT"] == "during" and os.environ["SCANNER_TEST_NEW"] == "1"
+        raise RuntimeError("the block fails: the environment is restored all the same")
+    assert os.environ["SCANNER_TEST_KEPT"] == "before" and "SCANNER_TEST_NEW" not in os.environ

@@ -195,6 +195,28 @@ def test_info_and_healthz(service, tiny_verifier):
     assert info["batching"]["model_processes"] == len(model_processes(replica)) >= 1
 
 
+def environ(pid: int) -> dict[str, str]:
+    """The environment a process was started with."""
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
+def test_ray_serve_runs_with_the_services_settings(service):
+    """``SERVE_ENV`` reaches the replica (and so its model processes) and, on the local Ray that scan serve
+    starts, Serve's controller and proxy; that Ray records no metrics (``LOCAL_RAY_ENV``)."""
+    from scanner.serve import LOCAL_RAY_ENV, SERVE_ENV
+
+    (replica,) = replica_pids(service.process.pid)
+    for pid in model_processes(replica):
+        assert SERVE_ENV.items() <= environ(pid).items()
+    serve_actors = [pid for pid in descendants(service.process.pid)
+                    if title(pid).startswith(("ray::ServeController", "ray::ProxyActor"))]
+    assert len(serve_actors) == 2
+    for pid in serve_actors:
+        assert LOCAL_RAY_ENV.items() <= environ(pid).items()
+    assert "RAY_SERVE_CONTROL_LOOP_INTERVAL_S" not in os.environ  # set only while Ray started
+
+
 def test_every_bad_request_gets_its_4xx_and_the_service_stays_up(service):
     for what, method, path, raw, status, words in BAD_REQUESTS:
         got_status, got = call(service.port, method, path, raw if raw or method == "POST" else None)
