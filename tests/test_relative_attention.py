@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, DebertaV2Config, DebertaV2ForSequenceClassification
+from tiny_deberta import assert_same_gradients, tiny_deberta
+from transformers import BertConfig, BertForSequenceClassification, DebertaV2ForSequenceClassification
 
 from scanner.relative_attention import compact_relative_attention
 
 
 def _deberta(**overrides) -> DebertaV2ForSequenceClassification:
-    torch.manual_seed(0)
-    settings = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-                "intermediate_size": 64, "type_vocab_size": 0, "relative_attention": True, "position_buckets": 8,
-                "max_relative_positions": 64, "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm",
-                "share_att_key": True, "position_biased_input": False, "pooler_hidden_size": 32, "num_labels": 2}
-    return DebertaV2ForSequenceClassification(DebertaV2Config(**{**settings, **overrides})).eval()
+    return tiny_deberta(2, **overrides)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -43,14 +39,10 @@ def test_the_same_logits_as_transformers_own_attention(overrides):
 
 
 def test_gradients_flow_as_through_transformers_own_attention():
-    net, fast = _deberta().train(), _deberta().train()
+    net, fast = _deberta(), _deberta()
     compact_relative_attention(fast)
     ids = torch.randint(5, 100, (2, 20))
-    for model in (net, fast):
-        torch.manual_seed(2)  # the same dropout masks
-        model(input_ids=ids, labels=torch.tensor([0, 1])).loss.backward()
-    for (name, p), q in zip(net.named_parameters(), fast.parameters(), strict=True):
-        torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert_same_gradients(net, fast, {"input_ids": ids}, torch.tensor([0, 1]), rtol=1e-5, atol=1e-6)
 
 
 def test_other_models_are_left_as_they_are():

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, DebertaV2Config, DebertaV2ForSequenceClassification
+from tiny_deberta import assert_same_gradients, tiny_deberta
+from transformers import BertConfig, BertForSequenceClassification, DebertaV2ForSequenceClassification
 
 from scanner.relative_attention import compact_relative_attention
 from scanner.unpadded import unpadded_feed_forward
 
 
 def _deberta(**overrides) -> DebertaV2ForSequenceClassification:
-    torch.manual_seed(0)
-    settings = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
-                "intermediate_size": 64, "type_vocab_size": 0, "relative_attention": True, "position_buckets": 8,
-                "max_relative_positions": 64, "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm",
-                "share_att_key": True, "position_biased_input": False, "pooler_hidden_size": 32, "num_labels": 2}
-    return DebertaV2ForSequenceClassification(DebertaV2Config(**{**settings, **overrides})).eval()
+    return tiny_deberta(3, **overrides)
 
 
 def _batches() -> list[dict[str, torch.Tensor]]:
@@ -79,12 +75,7 @@ def test_attention_weights_when_asked_for_and_gradients_come_from_transformers_o
     with torch.inference_mode():
         a, b = net(**batch, output_attentions=True), fast(**batch, output_attentions=True)
     torch.testing.assert_close(b.attentions[-1], a.attentions[-1])
-    net.train(), fast.train()
-    for model in (net, fast):
-        torch.manual_seed(2)  # the same dropout masks
-        model(**batch, labels=torch.tensor([0, 1, 1, 0])).loss.backward()
-    for (name, p), q in zip(net.named_parameters(), fast.parameters(), strict=True):
-        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert_same_gradients(net, fast, batch, torch.tensor([0, 1, 1, 0]), rtol=1e-4, atol=1e-5)
 
 
 def test_other_models_and_layers_are_left_as_they_are():
