@@ -166,7 +166,7 @@ def run_service(config: Any, pairs: list[tuple[str, str]], levels: list[int], re
     out: dict[str, Any] = {"levels": {}}
     with start(config) as service:
         out["start_s"] = round(service.seconds_to_start, 1)
-        asyncio.run(load(service.url, pairs[:32], 8, 60, args.request_timeout))  # warm the proxy and the replica
+        asyncio.run(load(service.url, pairs[:32], 8, 60, args.request_timeout))  # warm the front and the models' replica
         for c in levels:
             runs, summaries = zip(*(measured_run(service.url, pairs, c, args) for _ in range(repeats)), strict=True)
             best = runs[int(np.argsort([s["pairs_per_s"] for s in summaries])[len(runs) // 2])]  # the median run

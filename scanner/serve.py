@@ -5,28 +5,35 @@
     >>> with start(ServeConfig(port=8123)) as service:            # doctest: +SKIP
     ...     requests.post(f"{service.url}/check", json={"text_a": "...", "text_b": "..."}).json()
 
-One deployment, ``ScannerServer``, answers every endpoint. Each replica starts a ``model_process.ModelPool``:
-the models (``service.Scanner``) load once in each of its child processes, with interpreters of their own, so a
-model call never waits for the GIL that the replica's request handling holds (in the replica's own process, the
-model ran at half its in-process speed under load: docs/serving.md). On CPU there is one process per core of
-the replica, each with one torch thread (``engine.plan_replicas``): calls run side by side rather than each
-split over threads. The replica waits for the children on threads of its own, so its event loop is always free
-to take requests and answer /healthz and /info. /check requests of all callers are gathered by ``@serve.batch``
-(at most ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more) and handed to a
-``service.CheckQueue``: a free model process takes what is waiting; while all are busy, the groups gathered
-meanwhile wait, and the next call takes all of them (up to ``max_batch_size`` requests). /search and /dedupe take
-lists already and queue for the same processes. A request that fails validation is answered with its 4xx and
-never reaches the models; an unexpected error is a 500 for that request only. Serve's controller replaces a
-replica that dies, or whose model process died (``check_health``, every ``HEALTH_CHECK_PERIOD_S``).
+Two Serve deployments make one application:
 
-Ray is joined or started by ``scanner.engine.connect_ray`` and the replicas are sized by
-``scanner.engine.plan_replicas``, as for the batch engine; ``SERVE_ENV`` and ``LOCAL_RAY_ENV`` trim what Ray
-Serve does per request and in the background.
+- ``HttpFront`` answers HTTP on ``--host``/``--port`` itself (uvicorn, in the replica's event loop), on the node
+  where ``scan serve`` runs. It reads and validates every request (a bad one is answered with its 4xx there and
+  never crosses Ray), gathers the /check requests of all callers with ``@serve.batch`` (at most
+  ``max_batch_size`` requests, waiting at most ``batch_wait_s`` for more) and sends each group to the models in
+  one call of a ``DeploymentHandle``. Serve's own HTTP proxy is not started: through it, every request cost
+  another actor call and a call back from the replica to the proxy for the body (about 13 ms of a core per
+  request, against 2-3 here: docs/serving.md).
+- ``ScannerServer`` holds the models. Each replica starts a ``model_process.ModelPool``: the models
+  (``service.Scanner``) load once in each of its child processes, with interpreters of their own, so a model call
+  never waits for the GIL that the replica's request handling holds. On CPU there is one process per core of the
+  replica, each with one torch thread (``engine.plan_replicas``): calls run side by side rather than each split
+  over threads. The replica waits for the children on threads of its own, so its event loop is always free. The
+  groups go to a ``service.CheckQueue``: free model processes share what is waiting; while all are busy, the
+  groups that arrive wait, and the next call takes all of them (up to ``max_batch_size`` requests). /search and
+  /dedupe queue for the same processes. Serve routes the groups between replicas (``--replicas``) and replaces a
+  replica that dies, or whose model process died (``check_health``, every ``HEALTH_CHECK_PERIOD_S``); the front
+  too, if its server stops.
+
+An unexpected error is a 500 for that request only. Ray is joined or started by ``scanner.engine.connect_ray``
+and the replicas are sized by ``scanner.engine.plan_replicas``, as for the batch engine; ``SERVE_ENV`` and
+``LOCAL_RAY_ENV`` trim what Ray Serve does per request and in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import socket
@@ -37,7 +44,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 try:
+    import uvicorn
     from ray import serve
+    from ray.exceptions import RayActorError, RayTaskError
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 except ImportError as exc:  # pragma: no cover - the serve extra is part of the test extra
@@ -49,6 +58,7 @@ from scanner.model_process import ModelPool
 from scanner.pair_check import Check
 from scanner.service import (
     CheckQueue,
+    SearchRequest,
     ServeConfig,
     check_answer,
     dedupe_answer,
@@ -69,10 +79,10 @@ HEALTH_CHECK_PERIOD_S = 2.0
 #: status of library errors met while answering a valid request (others are 500)
 LIBRARY_STATUS = {ConfigError: 422, IndexError_: 503, ModelProcessError: 503}
 #: Ray Serve's settings for a lean request path, read as each Serve process starts (measured: docs/serving.md).
-#: The replica runs the handler, and the proxy its router, on the event loop that takes the request, with no hand
-#: over to a thread of their own per request; the controller looks at the deployment every half second rather
-#: than every tenth, and metrics are exported every second rather than every tenth. The replica always gets
-#: them; the controller and the proxy only on a local Ray that ``start`` starts (a cluster keeps its own).
+#: The replicas run their methods, and the front its router, on the event loop that takes the call, with no hand
+#: over to a thread of their own per call; the controller looks at the deployments every half second rather
+#: than every tenth, and metrics are exported every second rather than every tenth. The replicas (front and
+#: models) always get them; the controller only on a local Ray that ``start`` starts (a cluster keeps its own).
 SERVE_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
              "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5", "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000"}
 #: a local Ray started for the service also records no metrics: it has no dashboard, so nothing would read them
@@ -86,7 +96,7 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 @serve.deployment
 class ScannerServer:
-    """The Serve deployment: routing, the body limit, batching over callers, errors as JSON with their status."""
+    """The models of a replica, in its model processes, and the queue of /check groups that feeds them."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
@@ -97,8 +107,6 @@ class ScannerServer:
         self.model_thread = ThreadPoolExecutor(processes, thread_name_prefix="scanner-model")
         self.checks = CheckQueue(lambda a, b: self.models.call("check", a, b), self.on_model_thread,
                                  config.max_batch_size, concurrent=processes)
-        self.gather.set_max_batch_size(config.max_batch_size)
-        self.gather.set_batch_wait_timeout_s(config.batch_wait_s)
 
     async def on_model_thread(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.model_thread, call)
@@ -113,11 +121,84 @@ class ScannerServer:
         if hasattr(self, "models"):
             self.models.close()
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def gather(self, requests: list[tuple[list[str], list[str]]]) -> list[asyncio.Future[list[Check]]]:
-        """Several callers' /check requests, handed to the model's queue at once (a future each, returned at
-        once, so that Serve goes on gathering the next group while the model runs)."""
-        return self.checks.submit(requests)
+    async def check(self, group: list[tuple[list[str], list[str]]]) -> list[list[Check] | Exception]:
+        """The verdicts for a group of /check requests (the front's), in order; a request whose model call failed
+        gets its exception instead, and the others their verdicts."""
+        return await asyncio.gather(*self.checks.submit(group), return_exceptions=True)
+
+    async def search(self, request: SearchRequest) -> Any:
+        return await self.on_model_thread(lambda: self.models.call("search", request))
+
+    async def dedupe(self, sentences: list[str]) -> Any:
+        return await self.on_model_thread(lambda: self.models.call("dedupe", sentences))
+
+    def info(self) -> dict[str, Any]:
+        info = service_info(self.config)
+        info["batching"].update(check_requests=self.checks.requests, check_calls=self.checks.calls,
+                               check_model_seconds=round(self.checks.busy_s, 3))
+        return info
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, without taking the process's signal handlers (they are Ray's: the replica is a Ray actor)."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+def failure_response(exc: BaseException) -> JSONResponse:
+    """The answer to a request that failed: its own 4xx, 503 when the models' replica or process went away (send it
+    again), 500 for anything else (a bug: that request fails, the service goes on)."""
+    if isinstance(exc, RayTaskError) and isinstance(exc.cause, BaseException):
+        exc = exc.cause  # raised in the models' replica: answer with what was raised there
+    if isinstance(exc, RequestError):
+        return error_response(exc.status, str(exc))
+    if isinstance(exc, ScannerError):
+        return error_response(LIBRARY_STATUS.get(type(exc), 500), str(exc))
+    if isinstance(exc, RayActorError):
+        return error_response(503, "the models' replica stopped while answering this request (Serve starts a new "
+                              "one): send the request again")
+    log.error("internal error", exc_info=exc)
+    return error_response(500, f"internal error ({exc.__class__.__name__}: {str(exc)[:200]}); the service keeps "
+                          "running: please report it with the request that caused it")
+
+
+@serve.deployment
+class HttpFront:
+    """HTTP on ``config.host``:``config.port``: reads, checks and answers requests; the models' work goes to
+    ``scanner`` (a handle to ``ScannerServer``), /check requests gathered over callers into one call per group."""
+
+    async def __init__(self, config: ServeConfig, scanner: Any, groups_in_flight: int) -> None:
+        self.config, self.scanner = config, scanner
+        #: /check requests of all callers, gathered into groups: at most ``max_batch_size`` requests, waiting at most
+        #: ``batch_wait_s`` for more; at most ``groups_in_flight`` groups with the models at once (one in a call on
+        #: each model process and one more waiting on each replica); meanwhile the next group gathers here
+        self.gather = serve.batch(max_batch_size=config.max_batch_size, batch_wait_timeout_s=config.batch_wait_s,
+                                  max_concurrent_batches=groups_in_flight)(self.send_group)
+        listener = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a replacement front binds at once
+        listener.bind((config.host, config.port))
+        self.server = _Server(uvicorn.Config(self.asgi, interface="asgi3", lifespan="off", proxy_headers=False,
+                                             access_log=False, log_config=None, log_level="warning"))
+        self.serving = asyncio.get_running_loop().create_task(self.server.serve(sockets=[listener]))
+        while not self.server.started:
+            if self.serving.done():
+                self.serving.result()  # uvicorn failed to start: so does this replica, with its error
+                raise ConfigError(f"the HTTP server on {config.host}:{config.port} stopped as it started")
+            await asyncio.sleep(0.01)
+
+    def check_health(self) -> None:
+        """Serve's health check: a front whose HTTP server stopped is replaced."""
+        if self.serving.done():
+            raise RuntimeError(f"the HTTP server on {self.config.host}:{self.config.port} has stopped")
+
+    def __del__(self) -> None:
+        if hasattr(self, "server"):
+            self.server.should_exit = True
+
+    async def send_group(self, requests: list[tuple[list[str], list[str]]]) -> list[list[Check] | Exception]:
+        """Several callers' /check requests, sent to the models as one group (``gather`` calls it)."""
+        return await self.scanner.check.remote(requests)
 
     async def body(self, request: Request) -> bytes:
         """The request body, refused with 413 as soon as it is known to exceed the limit."""
@@ -137,37 +218,31 @@ class ScannerServer:
         if endpoint == "healthz":
             return {"status": "ok"}
         if endpoint == "info":
-            info = service_info(self.config)
-            info["batching"].update(check_requests=self.checks.requests, check_calls=self.checks.calls,
-                                   check_model_seconds=round(self.checks.busy_s, 3))
-            return info
+            return await self.scanner.info.remote()
         body = read_json(await self.body(request), self.config.max_body_bytes)
         if endpoint == "check":
             a, b, single = parse_check(body, self.config)
-            return check_answer(await (await self.gather((a, b))), single)
+            checks = await self.gather((a, b))
+            if isinstance(checks, Exception):
+                raise checks
+            return check_answer(checks, single)
         if endpoint == "search":
-            queries = parse_search(body, self.config)
-            return search_answer(await self.on_model_thread(lambda: self.models.call("search", queries)))
-        sentences = parse_dedupe(body, self.config)
-        return dedupe_answer(await self.on_model_thread(lambda: self.models.call("dedupe", sentences)))
+            return search_answer(await self.scanner.search.remote(parse_search(body, self.config)))
+        return dedupe_answer(await self.scanner.dedupe.remote(parse_dedupe(body, self.config)))
 
-    async def __call__(self, request: Request) -> JSONResponse:
+    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
         try:
-            return JSONResponse(await self.answer(route(request.method, request.url.path), request))
-        except RequestError as exc:
-            return error_response(exc.status, str(exc))
-        except ScannerError as exc:
-            return error_response(LIBRARY_STATUS.get(type(exc), 500), str(exc))
-        except Exception as exc:  # a bug: this request fails, the replica keeps serving
-            log.exception("internal error answering %s %s", request.method, request.url.path)
-            return error_response(500, f"internal error ({exc.__class__.__name__}: {str(exc)[:200]}); the service "
-                                  "keeps running: please report it with the request that caused it")
+            response = JSONResponse(await self.answer(route(request.method, request.url.path), request))
+        except Exception as exc:
+            response = failure_response(exc)
+        await response(scope, receive, send)
 
 
 def deployment_options(config: ServeConfig, plan: StagePlan) -> dict[str, Any]:
-    """Serve options of the deployment: replicas, their resources and threads, how many requests each takes at
-    once (enough to fill a batch per model process and one more, so one can gather while the others run), health
-    checks."""
+    """Serve options of the models' deployment: replicas, their resources and threads, how many calls each takes
+    at once (a group per model process and one more waiting, and room for /search, /dedupe and /info beside them),
+    health checks."""
     env = {**WORKER_ENV, **SERVE_ENV, "OMP_NUM_THREADS": str(plan.torch_threads)}
     return {
         "num_replicas": config.replicas,
@@ -177,12 +252,38 @@ def deployment_options(config: ServeConfig, plan: StagePlan) -> dict[str, Any]:
     }
 
 
-def build_app(config: ServeConfig, plan: StagePlan) -> Any:
-    """The Serve application (``serve.run`` it); each replica gets ``plan.processes`` model processes of
-    ``plan.torch_threads`` torch threads."""
+def front_options(config: ServeConfig, node_ip: str, groups_in_flight: int) -> dict[str, Any]:
+    """Serve options of the HTTP front: one replica, on the node ``node_ip`` (where ``scan serve`` runs: it binds
+    ``--host`` there), no CPU reserved (it is light, and the models' replicas get the cores)."""
+    return {
+        "num_replicas": 1,
+        "max_ongoing_requests": max(config.max_batch_size * groups_in_flight, 8),  # handle calls: none but Serve's
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
+        "ray_actor_options": {"num_cpus": 0, "resources": {f"node:{node_ip}": 0.001},
+                              "runtime_env": {"env_vars": {**WORKER_ENV, **SERVE_ENV}}},
+    }
+
+
+def build_app(config: ServeConfig, plan: StagePlan, node_ip: str) -> Any:
+    """The Serve application (``serve.run`` it): the HTTP front on ``node_ip`` and the models' replicas, each with
+    ``plan.processes`` model processes of ``plan.torch_threads`` torch threads."""
     config = dataclasses.replace(config, torch_threads=config.torch_threads or plan.torch_threads,
                                  model_processes=config.model_processes or plan.processes)
-    return ScannerServer.options(**deployment_options(config, plan)).bind(config)
+    groups_in_flight = config.replicas * (config.model_processes + 1)
+    models = ScannerServer.options(**deployment_options(config, plan)).bind(config)
+    return HttpFront.options(**front_options(config, node_ip, groups_in_flight)).bind(config, models, groups_in_flight)
+
+
+def this_node_ip() -> str:
+    """The address of the Ray node this process runs on; the HTTP front runs there. A ``ray://`` client is on no
+    node of the cluster, so it cannot place the front where ``--host`` means anything."""
+    import ray
+
+    ip = ray.util.get_node_ip_address()
+    if f"node:{ip}" not in ray.cluster_resources():
+        raise ConfigError(f"this machine ({ip}) is not a node of the Ray cluster at --address, and scan serve listens "
+                          "on --host of the node it runs on: run it on a node of the cluster (ray start there first)")
+    return ip
 
 
 def preflight(config: ServeConfig) -> None:
@@ -197,11 +298,9 @@ def preflight(config: ServeConfig) -> None:
         safe_model_folder(resolve_embedder(scan.embed.model), "embedder", "--embedder")
     if config.index is not None:
         ReferenceIndex(config.index).check_embedder(scan.embed.model)
-    import ray
-
-    # a Serve already running on this Ray keeps its own port (serve.start then changes nothing)
-    if config.address is None and config.port and not ray.is_initialized():
+    if config.port:  # the HTTP front binds it on this machine, as the probe does
         with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((config.host, config.port))
             except OSError as exc:
@@ -247,8 +346,8 @@ def start(config: ServeConfig) -> Service:
     owns = connect_ray(EngineConfig(engine="ray", address=config.address), local_env=LOCAL_RAY_ENV)
     try:
         plan = plan_replicas(cluster_resources(), config.device, config.replicas, config.torch_threads)
-        serve.start(http_options={"host": config.host, "port": config.port})
-        serve.run(build_app(config, plan), name=config.app_name, route_prefix="/", blocking=False)
+        serve.start(proxy_location="Disabled")  # the application's own front answers HTTP: no Serve proxy
+        serve.run(build_app(config, plan, this_node_ip()), name=config.app_name, route_prefix=None, blocking=False)
     except BaseException:
         if owns:
             import ray

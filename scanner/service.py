@@ -304,16 +304,17 @@ def model_name(name: str) -> str:
 # --- the models -------------------------------------------------------------------------------------------------
 
 class CheckQueue:
-    """/check requests on their way to the model: each model call takes every request waiting, up to ``max_requests``.
+    """/check requests on their way to the model: free model processes share what is waiting, each call at most
+    ``max_requests`` requests.
 
-    ``submit`` takes a group of requests (the callers that ``@serve.batch`` gathered) and returns at once, with a
-    future per request. Groups that arrive while the model is busy wait here, and the next call scores all of
-    them together: under load every call is as large as the load allows, and no timer splits the waiting
-    callers into small calls (which cost up to 1.3x the CPU per pair). Up to ``concurrent`` calls run at once
-    (one per model process): a free process takes what is waiting as soon as it arrives. ``run`` carries a call
-    to a model thread (the event loop stays free to take requests and answer /healthz); ``score`` is
-    ``Scanner.check``. Requests whose caller went away are still scored (they are in a call already) but not
-    answered.
+    ``submit`` takes a group of requests (the callers that the HTTP front gathered) and returns at once, with a
+    future per request. Up to ``concurrent`` calls run at once (one per model process). What is waiting when
+    processes are free is shared between them (a group of 32 on two free processes: two calls of 16 side by side,
+    not one call of 32 while the other process idles); groups that arrive while every process is busy wait here,
+    and the next process to be free scores all of them together: under load every call is as large as the load
+    allows, and no timer splits the waiting callers into small calls (which cost up to 1.3x the CPU per pair).
+    ``run`` carries a call to a model thread (the event loop stays free); ``score`` is ``Scanner.check``.
+    Requests whose caller went away are still scored (they are in a call already) but not answered.
     """
 
     def __init__(self, score: Callable[[list[str], list[str]], Sequence[Check]],
@@ -325,6 +326,8 @@ class CheckQueue:
         self.waiting: collections.deque[tuple[list[str], list[str], asyncio.Future[list[Check]]]] = collections.deque()
         #: the tasks feeding model calls (at most ``concurrent``; each ends when nothing is left waiting)
         self.workers: set[asyncio.Task[None]] = set()
+        #: how many of them are in a model call now (the others are about to take their share of what waits)
+        self.in_call = 0
         #: requests answered, and the model calls that answered them (their ratio: the batching achieved)
         self.requests = self.calls = 0
         #: seconds spent in model calls (against the wall time: how busy the model was kept)
@@ -336,7 +339,7 @@ class CheckQueue:
         for a, b in group:
             futures.append(loop.create_future())
             self.waiting.append((a, b, futures[-1]))
-        if len(self.workers) < self.concurrent:
+        while len(self.workers) < min(self.concurrent, self.in_call + len(self.waiting)):
             worker = loop.create_task(self._work())
             self.workers.add(worker)
             worker.add_done_callback(self.workers.discard)
@@ -344,7 +347,10 @@ class CheckQueue:
 
     async def _work(self) -> None:
         while self.waiting:
-            take = [self.waiting.popleft() for _ in range(min(self.max_requests, len(self.waiting)))]
+            free = len(self.workers) - self.in_call  # this worker and the others not in a call
+            share = -(-len(self.waiting) // free)  # what waits, shared between the free processes (rounded up)
+            take = [self.waiting.popleft() for _ in range(min(self.max_requests, share))]
+            self.in_call += 1
             a = [x for part, _, _ in take for x in part]
             b = [x for _, part, _ in take for x in part]
             started = time.perf_counter()
@@ -356,6 +362,7 @@ class CheckQueue:
                         future.set_exception(exc)
                 continue
             finally:
+                self.in_call -= 1
                 self.busy_s += time.perf_counter() - started
             self.requests += len(take)
             self.calls += 1

@@ -95,9 +95,10 @@ def title(pid: int) -> str:
         return ""
 
 
-def replica_pids(root: int) -> list[int]:
-    """The Serve replica processes of the service (Ray titles them ``ray::ServeReplica:<app>:<deployment>``)."""
-    return [pid for pid in descendants(root) if title(pid).startswith("ray::ServeReplica:scanner:ScannerServer")]
+def replica_pids(root: int, deployment: str = "ScannerServer") -> list[int]:
+    """The Serve replica processes of a deployment of the service (the models' by default; Ray titles them
+    ``ray::ServeReplica:<app>:<deployment>``)."""
+    return [pid for pid in descendants(root) if title(pid).startswith(f"ray::ServeReplica:scanner:{deployment}")]
 
 
 # --- the service ------------------------------------------------------------------------------------------------
@@ -202,15 +203,18 @@ def environ(pid: int) -> dict[str, str]:
 
 
 def test_ray_serve_runs_with_the_services_settings(service):
-    """``SERVE_ENV`` reaches the replica (and so its model processes) and, on the local Ray that scan serve
-    starts, Serve's controller and proxy; that Ray records no metrics (``LOCAL_RAY_ENV``)."""
+    """``SERVE_ENV`` reaches the models' replica (and so its model processes) and, on the local Ray that scan serve
+    starts, Serve's controller and the HTTP front; that Ray records no metrics (``LOCAL_RAY_ENV``). Serve's own
+    HTTP proxy is not started: the front answers HTTP."""
     from scanner.serve import LOCAL_RAY_ENV, SERVE_ENV
 
     (replica,) = replica_pids(service.process.pid)
     for pid in model_processes(replica):
         assert SERVE_ENV.items() <= environ(pid).items()
+    processes = [title(pid) for pid in descendants(service.process.pid)]
+    assert not [name for name in processes if name.startswith("ray::ProxyActor")]
     serve_actors = [pid for pid in descendants(service.process.pid)
-                    if title(pid).startswith(("ray::ServeController", "ray::ProxyActor"))]
+                    if title(pid).startswith(("ray::ServeController", "ray::ServeReplica:scanner:HttpFront"))]
     assert len(serve_actors) == 2
     for pid in serve_actors:
         assert LOCAL_RAY_ENV.items() <= environ(pid).items()
@@ -281,6 +285,49 @@ def test_a_replica_killed_mid_request_is_replaced(service):
     else:
         raise AssertionError("no new replica answered within 180 s")
     assert call(service.port, "GET", "/healthz")[0] == 200
+
+
+def test_the_http_front_killed_is_replaced_on_the_same_port(service):
+    (front,) = replica_pids(service.process.pid, "HttpFront")
+    os.kill(front, signal.SIGKILL)
+    assert gone(front, 30)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if call(service.port, "GET", "/healthz", timeout=5)[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.5)  # polling Serve's controller at work, not timing a result
+    else:
+        raise AssertionError("no new front answered within 120 s")
+    (new_front,) = replica_pids(service.process.pid, "HttpFront")
+    assert new_front != front
+    status, got = post(service.port, "/check", PAIR)
+    assert status == 200 and got["match"] in ("paraphrase", "rejected")
+
+
+def test_errors_from_the_models_replica_are_answered_as_raised_there():
+    """What the models' replica raises reaches the front wrapped by Ray; it is answered with the original's status
+    and message, not Ray's traceback. A replica gone is a 503 (send again); anything else a 500."""
+    from ray.exceptions import ActorDiedError, RayTaskError
+
+    from scanner.errors import ModelProcessError, RequestError
+    from scanner.serve import failure_response
+
+    def answered(exc: BaseException) -> tuple[int, dict]:
+        response = failure_response(exc)
+        return response.status_code, json.loads(response.body)
+
+    raised = RequestError(404, "this service has no reference index: start it with --index DIR")
+    wrapped = RayTaskError("search", "Traceback (most recent call last): ...", raised).as_instanceof_cause()
+    assert answered(wrapped) == (404, {"error": str(raised), "status": 404})
+    wrapped = RayTaskError("check", "Traceback ...", ModelProcessError("the model process ended")).as_instanceof_cause()
+    assert answered(wrapped) == (503, {"error": "the model process ended", "status": 503})
+    status, got = answered(ActorDiedError())
+    assert status == 503 and "send the request again" in got["error"]
+    status, got = answered(ZeroDivisionError("division by zero"))
+    assert status == 500 and "ZeroDivisionError: division by zero" in got["error"] and "keeps running" in got["error"]
 
 
 def model_processes(replica: int) -> list[int]:

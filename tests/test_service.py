@@ -168,37 +168,42 @@ def test_a_failed_model_call_fails_only_its_requests_and_the_queue_goes_on():
     assert busy_s >= 0.06  # the failed call's time counts too
 
 
-def test_with_two_model_processes_two_calls_run_at_once_and_later_groups_wait_for_a_free_one():
+def test_two_free_model_processes_share_a_group_and_later_groups_wait_for_a_free_one():
     started = [threading.Event() for _ in range(3)]
-    release, calls = threading.Event(), []
+    release = [threading.Event() for _ in range(2)]
+    calls: list[list[str]] = []
+    lock = threading.Lock()
 
     def score(a: list[str], b: list[str]) -> list[str]:
-        calls.append(list(a))
-        started[min(len(calls), 3) - 1].set()
-        if len(calls) <= 2:
-            release.wait(5)  # the first two calls hold both processes
+        with lock:
+            calls.append(list(a))
+            n = len(calls)
+        started[min(n, 3) - 1].set()
+        if n <= 2:
+            release[0 if "a1" in a else 1].wait(5)  # the first two calls hold both processes until released
         return [f"{x}|{y}" for x, y in zip(a, b, strict=True)]
 
     async def main() -> list[list[object]]:
         pool = ThreadPoolExecutor(2)
         loop = asyncio.get_running_loop()
         queue = CheckQueue(score, lambda call: loop.run_in_executor(pool, call), max_requests=8, concurrent=2)
-        futures = [queue.submit([(["a1"], ["b1"])])]
-        assert await loop.run_in_executor(None, started[0].wait, 5)
-        futures.append(queue.submit([(["a2"], ["b2"])]))
-        # with one process this second call would wait for the first, which waits for release: a timeout
-        assert await loop.run_in_executor(None, started[1].wait, 5), "the second call did not start beside the first"
-        futures += [queue.submit([(["a3"], ["b3"])]), queue.submit([(["a4"], ["b4"])])]
+        # one group of three requests, both processes free: shared between them, two calls side by side
+        futures = [queue.submit([(["a1"], ["b1"]), (["a2"], ["b2"]), (["a3"], ["b3"])])]
+        for event in started[:2]:
+            assert await loop.run_in_executor(None, event.wait, 5), "the group was not shared between the processes"
+        futures += [queue.submit([(["a4"], ["b4"])]), queue.submit([(["a5"], ["b5"])])]
         await asyncio.sleep(0.05)
         assert not started[2].is_set() and len(queue.workers) == 2  # both processes are busy: the rest wait
-        release.set()
+        release[0].set()  # the first process is free again: it takes everything waiting, the other is still busy
+        assert await loop.run_in_executor(None, started[2].wait, 5)
+        release[1].set()
         out = [await asyncio.gather(*f) for f in futures]
-        assert (queue.requests, queue.calls) == (4, 3)
+        assert (queue.requests, queue.calls) == (5, 3)
         return out
 
     answers = asyncio.run(main())
-    assert calls == [["a1"], ["a2"], ["a3", "a4"]]  # the two that waited share the next free process's call
-    assert answers == [[["a1|b1"]], [["a2|b2"]], [["a3|b3"]], [["a4|b4"]]]
+    assert sorted(calls[:2]) == [["a1", "a2"], ["a3"]] and calls[2] == ["a4", "a5"]
+    assert answers == [[["a1|b1"], ["a2|b2"], ["a3|b3"]], [["a4|b4"]], [["a5|b5"]]]
 
 
 # --- the answers, with real (tiny) models -------------------------------------------------------------------------
