@@ -252,38 +252,35 @@ def deployment_options(config: ServeConfig, plan: StagePlan) -> dict[str, Any]:
     }
 
 
-def front_options(config: ServeConfig, node_ip: str, groups_in_flight: int) -> dict[str, Any]:
-    """Serve options of the HTTP front: one replica, on the node ``node_ip`` (where ``scan serve`` runs: it binds
-    ``--host`` there), no CPU reserved (it is light, and the models' replicas get the cores)."""
+def front_options(config: ServeConfig, node: str, groups_in_flight: int) -> dict[str, Any]:
+    """Serve options of the HTTP front: one replica, on ``node`` (a ``node:...`` resource of Ray: ``front_node``;
+    it binds ``--host`` there), no CPU reserved (it is light, and the models' replicas get the cores)."""
     return {
         "num_replicas": 1,
         "max_ongoing_requests": max(config.max_batch_size * groups_in_flight, 8),  # handle calls: none but Serve's
         "health_check_period_s": HEALTH_CHECK_PERIOD_S,
-        "ray_actor_options": {"num_cpus": 0, "resources": {f"node:{node_ip}": 0.001},
+        "ray_actor_options": {"num_cpus": 0, "resources": {node: 0.001},
                               "runtime_env": {"env_vars": {**WORKER_ENV, **SERVE_ENV}}},
     }
 
 
-def build_app(config: ServeConfig, plan: StagePlan, node_ip: str) -> Any:
-    """The Serve application (``serve.run`` it): the HTTP front on ``node_ip`` and the models' replicas, each with
+def build_app(config: ServeConfig, plan: StagePlan, node: str) -> Any:
+    """The Serve application (``serve.run`` it): the HTTP front on ``node`` and the models' replicas, each with
     ``plan.processes`` model processes of ``plan.torch_threads`` torch threads."""
     config = dataclasses.replace(config, torch_threads=config.torch_threads or plan.torch_threads,
                                  model_processes=config.model_processes or plan.processes)
     groups_in_flight = config.replicas * (config.model_processes + 1)
     models = ScannerServer.options(**deployment_options(config, plan)).bind(config)
-    return HttpFront.options(**front_options(config, node_ip, groups_in_flight)).bind(config, models, groups_in_flight)
+    return HttpFront.options(**front_options(config, node, groups_in_flight)).bind(config, models, groups_in_flight)
 
 
-def this_node_ip() -> str:
-    """The address of the Ray node this process runs on; the HTTP front runs there. A ``ray://`` client is on no
-    node of the cluster, so it cannot place the front where ``--host`` means anything."""
+def front_node() -> str:
+    """The Ray resource that places the HTTP front: the node this process runs on (so ``--host`` is this machine's),
+    or the head node for a ``ray://`` client, which is on no node of the cluster (where Serve puts its proxy)."""
     import ray
 
-    ip = ray.util.get_node_ip_address()
-    if f"node:{ip}" not in ray.cluster_resources():
-        raise ConfigError(f"this machine ({ip}) is not a node of the Ray cluster at --address, and scan serve listens "
-                          "on --host of the node it runs on: run it on a node of the cluster (ray start there first)")
-    return ip
+    here = f"node:{ray.util.get_node_ip_address()}"
+    return here if here in ray.cluster_resources() else "node:__internal_head__"
 
 
 def preflight(config: ServeConfig) -> None:
@@ -298,7 +295,8 @@ def preflight(config: ServeConfig) -> None:
         safe_model_folder(resolve_embedder(scan.embed.model), "embedder", "--embedder")
     if config.index is not None:
         ReferenceIndex(config.index).check_embedder(scan.embed.model)
-    if config.port:  # the HTTP front binds it on this machine, as the probe does
+    address = EngineConfig(engine="ray", address=config.address).cluster_address() or ""
+    if config.port and not address.startswith("ray://"):  # the HTTP front binds it on this machine, as here
         with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -347,7 +345,7 @@ def start(config: ServeConfig) -> Service:
     try:
         plan = plan_replicas(cluster_resources(), config.device, config.replicas, config.torch_threads)
         serve.start(proxy_location="Disabled")  # the application's own front answers HTTP: no Serve proxy
-        serve.run(build_app(config, plan, this_node_ip()), name=config.app_name, route_prefix=None, blocking=False)
+        serve.run(build_app(config, plan, front_node()), name=config.app_name, route_prefix=None, blocking=False)
     except BaseException:
         if owns:
             import ray
