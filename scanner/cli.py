@@ -496,7 +496,8 @@ def search_command(queries: tuple[str, ...], against: str, top_k: int, min_cosin
               "interface; the service has no authentication, so only behind a proxy that has).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--address", metavar="ADDR", help="Ray cluster to run on (else RAY_ADDRESS, else a local Ray started "
-              "for the service and stopped with it).")
+              "for the service and stopped with it). HTTP is answered on this machine, a node of the cluster; "
+              "through a ray:// client, on the head node.")
 @click.option("--index", metavar="DIR|URI", help="Reference index that POST /search searches (built by `scan index`).")
 @click.option("--embedder", metavar="NAME|PATH", help="Bi-encoder for /search and /dedupe.  [default: all-MiniLM-L6-v2]")
 @click.option("--cross-encoder", metavar="PATH", help="Cross-encoder folder.  [default: the shipped PAWS model]")
