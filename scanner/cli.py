@@ -543,7 +543,8 @@ def serve_command(batch_wait_ms: float, **options: Any) -> None:
     click.echo(f"scan {__version__}: starting the service (Ray Serve; the models load once per replica) ...", err=True)
 
     def ready(service: Any) -> None:
-        click.echo(f"Serving on {service.url} ({config.replicas} replica{'s' if config.replicas > 1 else ''}, "
+        where = " of the cluster's head node" if service.on_head_node else ""
+        click.echo(f"Serving on {service.url}{where} ({config.replicas} replica{'s' if config.replicas > 1 else ''}, "
                    f"started in {service.seconds_to_start:.1f} s); Ctrl-C stops it", err=True)
         for line in endpoints(config):
             click.echo(f"  {line}", err=True)

@@ -76,6 +76,8 @@ log = logging.getLogger("scanner.serve")
 T = TypeVar("T")
 #: how often Serve's controller checks each replica (a dead one is replaced within about this long)
 HEALTH_CHECK_PERIOD_S = 2.0
+#: Ray's resource of the cluster's head node (where the HTTP front goes for a ``ray://`` client)
+HEAD_NODE = "node:__internal_head__"
 #: status of library errors met while answering a valid request (others are 500)
 LIBRARY_STATUS = {ConfigError: 422, IndexError_: 503, ModelProcessError: 503}
 #: Ray Serve's settings for a lean request path, read as each Serve process starts (measured: docs/serving.md).
@@ -178,7 +180,7 @@ class HttpFront:
         listener = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a replacement front binds at once
         listener.bind((config.host, config.port))
-        self.server = _Server(uvicorn.Config(self.asgi, interface="asgi3", lifespan="off", proxy_headers=False,
+        self.server = _Server(uvicorn.Config(self.asgi, interface="asgi3", lifespan="off", ws="none", proxy_headers=False,
                                              access_log=False, log_config=None, log_level="warning"))
         self.serving = asyncio.get_running_loop().create_task(self.server.serve(sockets=[listener]))
         while not self.server.started:
@@ -280,7 +282,7 @@ def front_node() -> str:
     import ray
 
     here = f"node:{ray.util.get_node_ip_address()}"
-    return here if here in ray.cluster_resources() else "node:__internal_head__"
+    return here if here in ray.cluster_resources() else HEAD_NODE
 
 
 def preflight(config: ServeConfig) -> None:
@@ -313,6 +315,8 @@ class Service:
     config: ServeConfig
     owns_ray: bool
     seconds_to_start: float
+    #: whether HTTP is answered on the cluster's head node rather than this machine (a ``ray://`` client)
+    on_head_node: bool = False
 
     @property
     def url(self) -> str:
@@ -345,7 +349,8 @@ def start(config: ServeConfig) -> Service:
     try:
         plan = plan_replicas(cluster_resources(), config.device, config.replicas, config.torch_threads)
         serve.start(proxy_location="Disabled")  # the application's own front answers HTTP: no Serve proxy
-        serve.run(build_app(config, plan, front_node()), name=config.app_name, route_prefix=None, blocking=False)
+        node = front_node()
+        serve.run(build_app(config, plan, node), name=config.app_name, route_prefix=None, blocking=False)
     except BaseException:
         if owns:
             import ray
@@ -353,7 +358,7 @@ def start(config: ServeConfig) -> Service:
             serve.shutdown()
             ray.shutdown()
         raise
-    return Service(config, owns, time.perf_counter() - started)
+    return Service(config, owns, time.perf_counter() - started, on_head_node=node == HEAD_NODE)
 
 
 def shutdown() -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -230,6 +231,23 @@ def test_every_bad_request_gets_its_4xx_and_the_service_stays_up(service):
     assert post(service.port, "/check", PAIR)[0] == 200
 
 
+def test_what_is_not_plain_http_is_refused_and_the_front_goes_on(service):
+    """Bytes that are not HTTP (a TLS hello), and a websocket upgrade, which the service does not speak."""
+    with socket.create_connection((HOST, service.port), timeout=30) as raw:
+        raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    conn = http.client.HTTPConnection(HOST, service.port, timeout=30)
+    try:
+        conn.request("GET", "/check", headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                               "Sec-WebSocket-Version": "13"})
+        response = conn.getresponse()
+        assert response.status == 405 and "POST" in json.loads(response.read())["error"]
+    finally:
+        conn.close()
+    assert call(service.port, "GET", "/healthz") == (200, {"status": "ok"})
+
+
 def test_concurrent_callers_are_batched(service):
     before = call(service.port, "GET", "/info")[1]["batching"]
     pairs = [{"text_a": f"The {n}th visitor admired the old harbour.", "text_b": f"Visitor {n} admired the harbour."}
@@ -274,34 +292,34 @@ def test_a_replica_killed_mid_request_is_replaced(service):
     assert answer[0] == 503 and "send the request again" in answer[1]["error"], answer
     # the killed replica's model processes stop, even the one in the middle of a call
     assert all(gone(pid, 30) for pid in models), "a model process of the killed replica is still running"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if replica_pids(service.process.pid) and replica not in replica_pids(service.process.pid):
-            try:
-                if post(service.port, "/check", PAIR)[0] == 200:
-                    break
-            except OSError:
-                pass
-        time.sleep(0.5)  # polling Serve's controller at work, not timing a result
-    else:
-        raise AssertionError("no new replica answered within 180 s")
+    def replaced_and_answering() -> bool:
+        pids = replica_pids(service.process.pid)
+        return bool(pids) and replica not in pids and post(service.port, "/check", PAIR)[0] == 200
+
+    assert answers_again(replaced_and_answering, 180), \
+        "no new replica answered within 180 s"
     assert call(service.port, "GET", "/healthz")[0] == 200
+
+
+def answers_again(answered: Callable[[], bool], within: float) -> bool:
+    """Whether ``answered()`` comes true within ``within`` seconds (a connection refused meanwhile counts as no)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if answered():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.5)  # polling Serve's controller at work, not timing a result
+    return False
 
 
 def test_the_http_front_killed_is_replaced_on_the_same_port(service):
     (front,) = replica_pids(service.process.pid, "HttpFront")
     os.kill(front, signal.SIGKILL)
     assert gone(front, 30)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if call(service.port, "GET", "/healthz", timeout=5)[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.5)  # polling Serve's controller at work, not timing a result
-    else:
-        raise AssertionError("no new front answered within 120 s")
+    assert answers_again(lambda: call(service.port, "GET", "/healthz", timeout=5)[0] == 200, 120), \
+        "no new front answered within 120 s"
     (new_front,) = replica_pids(service.process.pid, "HttpFront")
     assert new_front != front
     status, got = post(service.port, "/check", PAIR)
