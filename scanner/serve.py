@@ -76,6 +76,8 @@ log = logging.getLogger("scanner.serve")
 T = TypeVar("T")
 #: how often Serve's controller checks each replica (a dead one is replaced within about this long)
 HEALTH_CHECK_PERIOD_S = 2.0
+#: how long /healthz and /info wait for a models' replica before answering 503
+STATUS_TIMEOUT_S = 10.0
 #: Ray's resource of the cluster's head node (where the HTTP front goes for a ``ray://`` client)
 HEAD_NODE = "node:__internal_head__"
 #: status of library errors met while answering a valid request (others are 500)
@@ -134,6 +136,11 @@ class ScannerServer:
     async def dedupe(self, sentences: list[str]) -> Any:
         return await self.on_model_thread(lambda: self.models.call("dedupe", sentences))
 
+    def healthz(self) -> dict[str, str]:
+        """/healthz: this replica answers and its model processes are running."""
+        self.check_health()
+        return {"status": "ok"}
+
     def info(self) -> dict[str, Any]:
         info = service_info(self.config)
         info["batching"].update(check_requests=self.checks.requests, check_calls=self.checks.calls,
@@ -179,7 +186,12 @@ class HttpFront:
                                   max_concurrent_batches=groups_in_flight)(self.send_group)
         listener = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a replacement front binds at once
-        listener.bind((config.host, config.port))
+        try:
+            listener.bind((config.host, config.port))
+        except OSError as exc:
+            listener.close()
+            raise ConfigError(f"cannot listen on {config.host}:{config.port} ({exc.strerror}): pass --port with a "
+                              "free port, or stop what holds this one") from exc
         self.server = _Server(uvicorn.Config(self.asgi, interface="asgi3", lifespan="off", ws="none", proxy_headers=False,
                                              access_log=False, log_config=None, log_level="warning"))
         self.serving = asyncio.get_running_loop().create_task(self.server.serve(sockets=[listener]))
@@ -216,11 +228,20 @@ class HttpFront:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def models_answer(self, call: Any) -> dict[str, Any]:
+        """A quick call to the models' replica (/healthz, /info): 503 if none answers within ``STATUS_TIMEOUT_S``
+        (it is starting, or being replaced), rather than a caller left waiting."""
+        try:
+            return await asyncio.wait_for(call, STATUS_TIMEOUT_S)
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
+            raise ModelProcessError(f"no models' replica answered within {STATUS_TIMEOUT_S:g} s (starting, or being "
+                                    "replaced after a failure): ask again shortly") from None
+
     async def answer(self, endpoint: str, request: Request) -> dict[str, Any]:
         if endpoint == "healthz":
-            return {"status": "ok"}
+            return await self.models_answer(self.scanner.healthz.remote())
         if endpoint == "info":
-            return await self.scanner.info.remote()
+            return await self.models_answer(self.scanner.info.remote())
         body = read_json(await self.body(request), self.config.max_body_bytes)
         if endpoint == "check":
             a, b, single = parse_check(body, self.config)

@@ -349,6 +349,25 @@ def test_errors_from_the_models_replica_are_answered_as_raised_there():
     assert status == 500 and "ZeroDivisionError: division by zero" in got["error"] and "keeps running" in got["error"]
 
 
+def test_healthz_and_info_answer_503_when_no_models_replica_answers(monkeypatch):
+    """/healthz and /info ask the models' replica; while none is up (starting, or being replaced) they answer 503
+    after ``STATUS_TIMEOUT_S`` instead of leaving the caller waiting."""
+    import asyncio
+
+    import scanner.serve as serving
+    from scanner.errors import ModelProcessError
+
+    monkeypatch.setattr(serving, "STATUS_TIMEOUT_S", 0.05)
+
+    async def never_answered() -> dict:
+        await asyncio.sleep(3600)
+        return {}
+
+    with pytest.raises(ModelProcessError, match=r"no models' replica answered within 0\.05 s") as raised:
+        asyncio.run(serving.HttpFront.func_or_class.models_answer(None, never_answered()))
+    assert serving.failure_response(raised.value).status_code == 503
+
+
 def model_processes(replica: int) -> list[int]:
     """The replica's model processes (``python -m scanner.model_process``)."""
     return [pid for pid in descendants(replica)
