@@ -148,6 +148,20 @@ class ScannerServer:
         return info
 
 
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (``SO_REUSEADDR``: a front that replaces a dead one binds at once),
+    or a ``ConfigError`` that says what to do when the port is taken."""
+    bound = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        bound.bind((host, port))
+    except OSError as exc:
+        bound.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): pass --port with a free port, or stop "
+                          "what holds this one") from exc
+    return bound
+
+
 class _Server(uvicorn.Server):
     """uvicorn, without taking the process's signal handlers (they are Ray's: the replica is a Ray actor)."""
 
@@ -184,14 +198,7 @@ class HttpFront:
         #: each model process and one more waiting on each replica); meanwhile the next group gathers here
         self.gather = serve.batch(max_batch_size=config.max_batch_size, batch_wait_timeout_s=config.batch_wait_s,
                                   max_concurrent_batches=groups_in_flight)(self.send_group)
-        listener = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a replacement front binds at once
-        try:
-            listener.bind((config.host, config.port))
-        except OSError as exc:
-            listener.close()
-            raise ConfigError(f"cannot listen on {config.host}:{config.port} ({exc.strerror}): pass --port with a "
-                              "free port, or stop what holds this one") from exc
+        listener = bound_socket(config.host, config.port)
         self.server = _Server(uvicorn.Config(self.asgi, interface="asgi3", lifespan="off", ws="none", proxy_headers=False,
                                              access_log=False, log_config=None, log_level="warning"))
         self.serving = asyncio.get_running_loop().create_task(self.server.serve(sockets=[listener]))
@@ -320,13 +327,7 @@ def preflight(config: ServeConfig) -> None:
         ReferenceIndex(config.index).check_embedder(scan.embed.model)
     address = EngineConfig(engine="ray", address=config.address).cluster_address() or ""
     if config.port and not address.startswith("ray://"):  # the HTTP front binds it on this machine, as here
-        with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((config.host, config.port))
-            except OSError as exc:
-                raise ConfigError(f"cannot listen on {config.host}:{config.port} ({exc.strerror}): pass --port with a "
-                                  "free port, or stop what holds this one") from exc
+        bound_socket(config.host, config.port).close()
 
 
 @dataclass

@@ -212,10 +212,10 @@ def test_ray_serve_runs_with_the_services_settings(service):
     (replica,) = replica_pids(service.process.pid)
     for pid in model_processes(replica):
         assert SERVE_ENV.items() <= environ(pid).items()
-    processes = [title(pid) for pid in descendants(service.process.pid)]
-    assert not [name for name in processes if name.startswith("ray::ProxyActor")]
-    serve_actors = [pid for pid in descendants(service.process.pid)
-                    if title(pid).startswith(("ray::ServeController", "ray::ServeReplica:scanner:HttpFront"))]
+    titles = {pid: title(pid) for pid in descendants(service.process.pid)}
+    assert not [name for name in titles.values() if name.startswith("ray::ProxyActor")]
+    serve_actors = [pid for pid, name in titles.items()
+                    if name.startswith(("ray::ServeController", "ray::ServeReplica:scanner:HttpFront"))]
     assert len(serve_actors) == 2
     for pid in serve_actors:
         assert LOCAL_RAY_ENV.items() <= environ(pid).items()
